@@ -1,0 +1,275 @@
+"""The `lawful` command.
+
+Conventions every command follows: the policy from `--policy FILE` (default
+./policy.yaml, or $LAWFUL_POLICY), the store from `--store URL` (default
+sqlite:///./lawful.db, or $LAWFUL_STORE), human-readable output by default and `--json`
+for machines; exit 0 on success, 1 on a finding or refusal to act on, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from lawful import __version__
+from lawful.engine import Engine, policy_path, store_url
+from lawful.policy import LoadedPolicy, PolicyError, diff_policies, load_policy
+from lawful.policy.summary import render_summary, summary
+from lawful.store import StoreError, open_store
+
+app = typer.Typer(
+    help="lawful: a privacy policy turned into running code.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Policy versions and what changed between them.", no_args_is_help=True)
+store_app = typer.Typer(help="The engine's own database.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(store_app, name="store")
+
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", "-p", help="Policy file [default: $LAWFUL_POLICY or ./policy.yaml]"),
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", "-s", help="Store URL [default: $LAWFUL_STORE or sqlite:///./lawful.db]"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _usage(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        _usage(f"{path}: no such file (create a policy with `lawful init {path}`)")
+    return path
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lawful {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """lawful: a privacy policy turned into running code."""
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter policy.")] = Path("policy.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter policy to edit."""
+    if path.exists() and not force:
+        _usage(f"{path} already exists; pass --force to overwrite it")
+    starter = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+    try:
+        path.write_text(starter, encoding="utf-8")
+    except OSError as exc:
+        _refuse(f"cannot write {path}: {exc.strerror}")
+    typer.echo(f"wrote {path}; edit it, then run `lawful check {path}`")
+
+
+@app.command()
+def check(
+    policies: Annotated[
+        list[Path] | None, typer.Argument(help="Policy files [default: --policy, $LAWFUL_POLICY or ./policy.yaml]")
+    ] = None,
+    policy: PolicyOption = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate policies and print a short summary of each; exit 1 on any error."""
+    paths = list(policies or []) or [policy_path(policy)]
+    for path in paths:
+        _existing(path)
+    failed = False
+    reports = []
+    for path in paths:
+        report: dict[str, Any] = {"file": str(path)}
+        try:
+            loaded = load_policy(path)
+        except PolicyError as exc:
+            failed = True
+            report |= {"ok": False, "summary": None, "problems": [p.to_dict() for p in exc.problems]}
+            if not as_json:
+                typer.echo(f"✗ {path}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}")
+                for problem in exc.problems:
+                    typer.echo(f"  {problem}")
+        else:
+            failed |= strict and bool(loaded.warnings)
+            report |= {
+                "ok": not (strict and loaded.warnings),
+                "summary": summary(loaded.policy),
+                "problems": [p.to_dict() for p in loaded.warnings],
+            }
+            if not as_json:
+                typer.echo(f"✓ {path}")
+                for line in render_summary(loaded.policy):
+                    typer.echo(f"  {line}")
+                for problem in loaded.warnings:
+                    typer.echo(f"  {problem}")
+        reports.append(report)
+    if as_json:
+        _print_json({"ok": not failed, "policies": reports})
+    if failed:
+        raise typer.Exit(1)
+
+
+def _load_or_exit(path: Path) -> LoadedPolicy:
+    try:
+        return load_policy(_existing(path))
+    except PolicyError as exc:
+        typer.echo(f"✗ {path}: {len(exc.errors)} error(s)", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1) from None
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="The earlier policy file.")],
+    new: Annotated[Path, typer.Argument(help="The later policy file.")],
+    as_json: JsonOption = False,
+) -> None:
+    """List what changed between two policy files and flag the material changes."""
+    diff = diff_policies(_load_or_exit(old).policy, _load_or_exit(new).policy)
+    if as_json:
+        _print_json(diff.to_dict())
+        return
+    if not diff.changes:
+        typer.echo("no changes in what the policy says")
+        return
+    for change in diff.changes:
+        mark = "MATERIAL " if change.material else "         "
+        why = f"  ({change.reason})" if change.material else ""
+        typer.echo(f"{mark}{change.describe()}{why}")
+    typer.echo(
+        f"\n{len(diff.changes)} change(s), {len(diff.material)} material"
+        + (f"; consent to renew: {', '.join(diff.renew_consent)}" if diff.renew_consent else "")
+    )
+
+
+def _open_engine(policy: Path | None, store: str | None) -> Engine:
+    path = _existing(policy_path(policy))
+    try:
+        return Engine.open(_load_or_exit(path), store_url(store))
+    except StoreError as exc:
+        _refuse(str(exc))
+
+
+@policy_app.command("load")
+def policy_load(policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """Record the policy in the store; a changed policy becomes a new version."""
+    with _open_engine(policy, store) as engine:
+        rec = engine.recorded
+        if as_json:
+            _print_json(
+                {
+                    "controller": engine.policy.key,
+                    "version": rec.version.number,
+                    "created": rec.created,
+                    "material": rec.version.material,
+                    "diff": rec.diff.to_dict() if rec.diff else None,
+                }
+            )
+            return
+        name = engine.policy.key
+        if not rec.created:
+            typer.echo(f"{name}: unchanged, still version {rec.version.number}")
+            return
+        typer.echo(f"{name}: recorded version {rec.version.number}")
+        if rec.diff is not None:
+            typer.echo(f"  {len(rec.diff.changes)} change(s), {len(rec.diff.material)} material")
+            if rec.diff.renew_consent:
+                typer.echo(f"  consent to renew: {', '.join(rec.diff.renew_consent)}")
+
+
+@policy_app.command("versions")
+def policy_versions(policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """List the stored versions of the policy's controller."""
+    with _open_engine(policy, store) as engine:
+        versions = engine.store.policy_versions(engine.policy.key)
+        if as_json:
+            _print_json(
+                [
+                    {
+                        "number": v.number,
+                        "label": v.label,
+                        "effective": v.effective_date,
+                        "loaded_at": v.loaded_at,
+                        "material": v.material,
+                        "hash": v.content_hash,
+                    }
+                    for v in versions
+                ]
+            )
+            return
+        for v in versions:
+            flags = " material" if v.material else ""
+            typer.echo(
+                f"{v.number:>3}  {v.loaded_at:%Y-%m-%d %H:%M}  {v.label or '-'}  "
+                f"effective {v.effective_date or '-'}  {v.content_hash[:12]}{flags}"
+            )
+
+
+@store_app.command("upgrade")
+def store_upgrade(store: StoreOption = None) -> None:
+    """Create or migrate the store's tables to this lawful's version."""
+    try:
+        opened = open_store(store_url(store), upgrade=True)
+    except StoreError as exc:
+        _refuse(str(exc))
+    typer.echo(f"{opened.url}: at revision {opened.current_revision()}")
+    opened.close()
+
+
+@store_app.command("status")
+def store_status(store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """Show the store's revision and whether it needs an upgrade."""
+    try:
+        opened = open_store(store_url(store), upgrade=False)
+    except StoreError as exc:
+        _refuse(str(exc))
+    current, head = opened.current_revision(), opened.head_revision()
+    opened.close()
+    if as_json:
+        _print_json({"url": opened.url, "revision": current, "head": head, "current": current == head})
+    else:
+        state = "up to date" if current == head else f"needs `lawful store upgrade` (head is {head})"
+        typer.echo(f"{opened.url}: revision {current or 'none'}, {state}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app(prog_name="lawful")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The Engine: one policy and one store, opened together; the capabilities hang off it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lawful.policy import LoadedPolicy, Policy, PolicyDiff, diff_policies, load_policy, load_policy_text
+from lawful.policy.problems import PolicyError
+from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, open_store
+
+DEFAULT_POLICY_PATH = "policy.yaml"
+
+
+def policy_path(option: str | Path | None = None) -> Path:
+    """`--policy`, else `$LAWFUL_POLICY`, else ./policy.yaml."""
+    return Path(option or os.environ.get("LAWFUL_POLICY") or DEFAULT_POLICY_PATH)
+
+
+def store_url(option: str | None = None) -> str:
+    """`--store`, else `$LAWFUL_STORE`, else the SQLite file ./lawful.db."""
+    return option or os.environ.get("LAWFUL_STORE") or DEFAULT_STORE_URL
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The stored version of the loaded policy, and what changed since the previous one."""
+
+    version: PolicyVersion
+    created: bool
+    diff: PolicyDiff | None
+
+
+class Engine:
+    """A controller's policy bound to the store that keeps its records."""
+
+    def __init__(self, loaded: LoadedPolicy, store: Store, recorded: Recorded) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.recorded = recorded
+
+    @property
+    def policy(self) -> Policy:
+        return self.loaded.policy
+
+    @property
+    def policy_version(self) -> PolicyVersion:
+        return self.recorded.version
+
+    @classmethod
+    def open(cls, policy: str | Path | LoadedPolicy | None = None, store: str | Store | None = None) -> Engine:
+        """Load the policy, open (and migrate) the store, and record the policy's version."""
+        loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy_path(policy))
+        opened = store if isinstance(store, Store) else open_store(store_url(store))
+        return cls(loaded, opened, record_policy(opened, loaded))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def record_policy(store: Store, loaded: LoadedPolicy) -> Recorded:
+    """Store the policy as a new version when what it says changed; keep the diff with it."""
+    policy = loaded.policy
+    previous = store.latest_policy_version(policy.key)
+    diff: PolicyDiff | None = None
+    material = False
+    if previous is not None and previous.content_hash != loaded.content_hash:
+        diff = _diff_from(previous, policy)
+        material = diff is None or bool(diff.material)
+    version, created = store.record_policy_version(
+        policy.key,
+        policy.controller.name,
+        text=loaded.text,
+        content_hash=loaded.content_hash,
+        label=policy.version,
+        effective_date=policy.effective,
+        changes=[c.to_dict() for c in diff.changes] if diff else None,
+        material=material,
+    )
+    return Recorded(version, created, diff if created else None)
+
+
+def _diff_from(previous: PolicyVersion, policy: Policy) -> PolicyDiff | None:
+    try:
+        old = load_policy_text(previous.text, f"<stored version {previous.number}>").policy
+    except PolicyError:
+        # The stored text no longer loads (the language moved on): the change can't be
+        # described field by field, so it is recorded as material without details.
+        return None
+    return diff_policies(old, policy)
