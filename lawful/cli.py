@@ -28,7 +28,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-policy_app = typer.Typer(help="Policy versions and what changed between them.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Policy versions and what changed between them.", no_args_is_help=True
+)
 store_app = typer.Typer(help="The engine's own database.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(store_app, name="store")
@@ -39,7 +41,9 @@ PolicyOption = Annotated[
 ]
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", "-s", help="Store URL [default: $LAWFUL_STORE or sqlite:///./lawful.db]"),
+    typer.Option(
+        "--store", "-s", help="Store URL [default: $LAWFUL_STORE or sqlite:///./lawful.db]"
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
@@ -81,7 +85,9 @@ def root(
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the starter policy.")] = Path("policy.yaml"),
+    path: Annotated[Path, typer.Argument(help="Where to write the starter policy.")] = Path(
+        "policy.yaml"
+    ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter policy to edit."""
@@ -98,7 +104,8 @@ def init(
 @app.command()
 def check(
     policies: Annotated[
-        list[Path] | None, typer.Argument(help="Policy files [default: --policy, $LAWFUL_POLICY or ./policy.yaml]")
+        list[Path] | None,
+        typer.Argument(help="Policy files [default: --policy, $LAWFUL_POLICY or ./policy.yaml]"),
     ] = None,
     policy: PolicyOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
@@ -116,9 +123,15 @@ def check(
             loaded = load_policy(path)
         except PolicyError as exc:
             failed = True
-            report |= {"ok": False, "summary": None, "problems": [p.to_dict() for p in exc.problems]}
+            report |= {
+                "ok": False,
+                "summary": None,
+                "problems": [p.to_dict() for p in exc.problems],
+            }
             if not as_json:
-                typer.echo(f"✗ {path}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}")
+                typer.echo(
+                    f"✗ {path}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}"
+                )
                 for problem in exc.problems:
                     typer.echo(f"  {problem}")
         else:
@@ -184,7 +197,9 @@ def _open_engine(policy: Path | None, store: str | None) -> Engine:
 
 
 @policy_app.command("load")
-def policy_load(policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False) -> None:
+def policy_load(
+    policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False
+) -> None:
     """Record the policy in the store; a changed policy becomes a new version."""
     with _open_engine(policy, store) as engine:
         rec = engine.recorded
@@ -211,7 +226,9 @@ def policy_load(policy: PolicyOption = None, store: StoreOption = None, as_json:
 
 
 @policy_app.command("versions")
-def policy_versions(policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False) -> None:
+def policy_versions(
+    policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False
+) -> None:
     """List the stored versions of the policy's controller."""
     with _open_engine(policy, store) as engine:
         versions = engine.store.policy_versions(engine.policy.key)
@@ -259,9 +276,13 @@ def store_status(store: StoreOption = None, as_json: JsonOption = False) -> None
     current, head = opened.current_revision(), opened.head_revision()
     opened.close()
     if as_json:
-        _print_json({"url": opened.url, "revision": current, "head": head, "current": current == head})
+        _print_json(
+            {"url": opened.url, "revision": current, "head": head, "current": current == head}
+        )
     else:
-        state = "up to date" if current == head else f"needs `lawful store upgrade` (head is {head})"
+        state = (
+            "up to date" if current == head else f"needs `lawful store upgrade` (head is {head})"
+        )
         typer.echo(f"{opened.url}: revision {current or 'none'}, {state}")
     if current != head:
         raise typer.Exit(1)

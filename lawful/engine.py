@@ -6,7 +6,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lawful.policy import LoadedPolicy, Policy, PolicyDiff, diff_policies, load_policy, load_policy_text
+from lawful.policy import (
+    LoadedPolicy,
+    Policy,
+    PolicyDiff,
+    diff_policies,
+    load_policy,
+    load_policy_text,
+)
 from lawful.policy.problems import PolicyError
 from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, open_store
 
@@ -49,7 +56,9 @@ class Engine:
         return self.recorded.version
 
     @classmethod
-    def open(cls, policy: str | Path | LoadedPolicy | None = None, store: str | Store | None = None) -> Engine:
+    def open(
+        cls, policy: str | Path | LoadedPolicy | None = None, store: str | Store | None = None
+    ) -> Engine:
         """Load the policy, open (and migrate) the store, and record the policy's version."""
         loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy_path(policy))
         opened = store if isinstance(store, Store) else open_store(store_url(store))

@@ -18,7 +18,13 @@ from lawful.policy.jurisdictions import JURISDICTIONS, Jurisdiction
 from lawful.policy.model import BUILTIN_ANCHORS, Policy, RetentionSpec
 from lawful.policy.problems import Path, Problem
 from lawful.policy.taxonomy import load_taxonomy
-from lawful.policy.vocabulary import Basis, RequestKind, Role, Safeguard, SignalHandling, did_you_mean
+from lawful.policy.vocabulary import (
+    Basis,
+    RequestKind,
+    Role,
+    SignalHandling,
+    did_you_mean,
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,9 @@ def _categories(policy: Policy, names: Names) -> Iterator[Problem]:
     for key, custom in (policy.categories or {}).items():
         path = ("categories", key)
         if key in taxonomy.categories:
-            yield _error(path, f"'{key}' is already a fideslang category; use it without declaring it")
+            yield _error(
+                path, f"'{key}' is already a fideslang category; use it without declaring it"
+            )
             continue
         if custom.parent not in known:
             guess = did_you_mean(custom.parent, known)
@@ -137,7 +145,11 @@ def _subjects(policy: Policy, served: list[str]) -> Iterator[Problem]:
         for jur in kind.min_age_by_jurisdiction:
             if jur not in served:
                 yield _not_served(("subjects", name, "min_age_by_jurisdiction", jur), jur, served)
-        if kind.role is Role.processor and policy.controller and Role.processor not in policy.controller.roles:
+        if (
+            kind.role is Role.processor
+            and policy.controller
+            and Role.processor not in policy.controller.roles
+        ):
             yield _error(
                 ("subjects", name, "role"),
                 "this subject's data is processed as processor, but controller.roles does not "
@@ -151,7 +163,9 @@ def _purposes(policy: Policy, names: Names, served: list[str]) -> Iterator[Probl
         yield from _check_categories((*path, "categories"), purpose.categories, names)
         for i, subject in enumerate(purpose.subjects):
             if subject not in names.subjects:
-                yield _undeclared((*path, "subjects", i), subject, "subject kind", "subjects", names.subjects)
+                yield _undeclared(
+                    (*path, "subjects", i), subject, "subject kind", "subjects", names.subjects
+                )
         for i, recipient in enumerate(purpose.recipients):
             if recipient not in names.recipients:
                 yield _undeclared(
@@ -159,13 +173,21 @@ def _purposes(policy: Policy, names: Names, served: list[str]) -> Iterator[Probl
                 )
         for i, lst in enumerate(purpose.lists):
             if lst not in names.lists:
-                yield _undeclared((*path, "lists", i), lst, "marketing list", "marketing.lists", names.lists)
+                yield _undeclared(
+                    (*path, "lists", i), lst, "marketing list", "marketing.lists", names.lists
+                )
         for i, cookie in enumerate(purpose.cookies):
             if cookie not in names.cookies:
-                yield _undeclared((*path, "cookies", i), cookie, "cookie category", "cookies", names.cookies)
+                yield _undeclared(
+                    (*path, "cookies", i), cookie, "cookie category", "cookies", names.cookies
+                )
         if isinstance(purpose.retention, str) and purpose.retention not in names.retention:
             yield _undeclared(
-                (*path, "retention"), purpose.retention, "retention rule", "retention", names.retention
+                (*path, "retention"),
+                purpose.retention,
+                "retention rule",
+                "retention",
+                names.retention,
             )
         for jur in purpose.basis_by_jurisdiction:
             if jur not in served:
@@ -185,7 +207,11 @@ def _purposes(policy: Policy, names: Names, served: list[str]) -> Iterator[Probl
                 "legitimate_interests without the interest itself; say it in "
                 "legitimate_interest (GDPR Art. 13(1)(d))",
             )
-        if purpose.role is Role.processor and policy.controller and Role.processor not in policy.controller.roles:
+        if (
+            purpose.role is Role.processor
+            and policy.controller
+            and Role.processor not in policy.controller.roles
+        ):
             yield _error(
                 (*path, "role"),
                 "this purpose is processing as processor, but controller.roles does not include processor",
@@ -211,7 +237,9 @@ def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Pro
         path = ("recipients", name)
         for i, purpose in enumerate(recipient.purposes):
             if purpose not in names.purposes:
-                yield _undeclared((*path, "purposes", i), purpose, "purpose", "purposes", names.purposes)
+                yield _undeclared(
+                    (*path, "purposes", i), purpose, "purpose", "purposes", names.purposes
+                )
         naming = [p for p, spec in purposes.items() if name in spec.recipients]
         if recipient.purposes:
             for p in naming:
@@ -226,8 +254,12 @@ def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Pro
         allowed = {c for p in own for c in purposes[p].categories}
         taxonomy = load_taxonomy().with_categories(_custom_entries(policy))
         for i, category in enumerate(recipient.categories):
-            if own and category in taxonomy.categories and not any(
-                taxonomy.covers(a, category) or taxonomy.covers(category, a) for a in allowed
+            if (
+                own
+                and category in taxonomy.categories
+                and not any(
+                    taxonomy.covers(a, category) or taxonomy.covers(category, a) for a in allowed
+                )
             ):
                 yield _error(
                     (*path, "categories", i),
@@ -235,7 +267,9 @@ def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Pro
                     f"({', '.join(own)}); a recipient only receives what its purposes use",
                 )
         if not own and not recipient.purposes:
-            yield _warning(path, "no purpose sends data to this recipient; name it in a purpose's recipients")
+            yield _warning(
+                path, "no purpose sends data to this recipient; name it in a purpose's recipients"
+            )
         if policy.sale is not None and recipient.sale and not policy.sale.sells:
             yield _error((*path, "sale"), "disclosure marked as a sale, but sale.sells is false")
         if policy.sale is not None and recipient.share and not policy.sale.shares:
@@ -262,13 +296,17 @@ def _transfer_ok(law: Jurisdiction, country: str, safeguards: set[str], accepted
     return bool(safeguards & accepted)
 
 
-def _recipient_transfers(policy: Policy, name: str, recipient: Any, served: list[str]) -> Iterator[Problem]:
+def _recipient_transfers(
+    policy: Policy, name: str, recipient: Any, served: list[str]
+) -> Iterator[Problem]:
     rules = policy.transfers.rules if policy.transfers else {}
     safeguards = {s.value for s in recipient.safeguards}
     for jur in served:
         law = JURISDICTIONS[jur]
         rule = rules.get(jur)
-        accepted = {s.value for s in rule.accept} if rule and rule.accept else set(law.transfer_mechanisms)
+        accepted = (
+            {s.value for s in rule.accept} if rule and rule.accept else set(law.transfer_mechanisms)
+        )
         required = set(law.transfer_requires) | ({s.value for s in rule.require} if rule else set())
         if not accepted and not required:
             continue  # this law puts no conditions on transfers out
@@ -284,7 +322,9 @@ def _recipient_transfers(policy: Policy, name: str, recipient: Any, served: list
                 f"data goes out of {jur} ({', '.join(abroad)}); a transfer out of {jur} needs "
                 f"{' and '.join(missing)}: add {'them' if len(missing) > 1 else 'it'} to safeguards",
             )
-        uncovered = [c for c in abroad if c == ANYWHERE or not _transfer_ok(law, c, safeguards, accepted)]
+        uncovered = [
+            c for c in abroad if c == ANYWHERE or not _transfer_ok(law, c, safeguards, accepted)
+        ]
         if uncovered and accepted:
             where = ", ".join("anywhere" if c == ANYWHERE else c for c in uncovered)
             yield _error(
@@ -322,10 +362,14 @@ def _retention(policy: Policy, names: Names) -> Iterator[Problem]:
         yield from _check_categories((*path, "categories"), rule.categories, names)
         for i, purpose in enumerate(rule.purposes):
             if purpose not in names.purposes:
-                yield _undeclared((*path, "purposes", i), purpose, "purpose", "purposes", names.purposes)
+                yield _undeclared(
+                    (*path, "purposes", i), purpose, "purpose", "purposes", names.purposes
+                )
         for i, subject in enumerate(rule.subjects):
             if subject not in names.subjects:
-                yield _undeclared((*path, "subjects", i), subject, "subject kind", "subjects", names.subjects)
+                yield _undeclared(
+                    (*path, "subjects", i), subject, "subject kind", "subjects", names.subjects
+                )
         if path[0] == "retention" and not (rule.categories or rule.purposes or rule.subjects):
             yield _error(path, "say what the rule covers: categories, purposes and/or subjects")
         if rule.keep is None:
@@ -342,11 +386,17 @@ def _requests(policy: Policy, served: list[str]) -> Iterator[Problem]:
     kinds = list(requests.kinds)
     for i, kind in enumerate(requests.approval):
         if kind not in kinds:
-            yield _error(("requests", "approval", i), f"'{kind}' needs approval but is not offered in requests.kinds")
+            yield _error(
+                ("requests", "approval", i),
+                f"'{kind}' needs approval but is not offered in requests.kinds",
+            )
     deadline = requests.deadline
     for kind in deadline.by_kind:
         if kind not in kinds:
-            yield _error(("requests", "deadline", "by_kind", kind), f"'{kind}' has a deadline but is not offered in requests.kinds")
+            yield _error(
+                ("requests", "deadline", "by_kind", kind),
+                f"'{kind}' has a deadline but is not offered in requests.kinds",
+            )
     for section in ("by_jurisdiction", "calendars"):
         for jur in getattr(deadline, section):
             if jur not in served:
@@ -386,13 +436,16 @@ def _requests(policy: Policy, served: list[str]) -> Iterator[Problem]:
                     f"{deadline.extension} is longer than {law.name} allows ({law.request_extension}); "
                     f"extend by {law.request_extension} at most",
                 )
-        if law.sale_opt_out and policy.sale is not None and (policy.sale.sells or policy.sale.shares):
-            if RequestKind.opt_out_sale not in kinds:
-                yield _error(
-                    ("requests", "kinds"),
-                    f"the policy sells or shares personal information and serves {jur}: offer "
-                    "opt_out_sale",
-                )
+        if (
+            law.sale_opt_out
+            and policy.sale is not None
+            and (policy.sale.sells or policy.sale.shares)
+        ) and RequestKind.opt_out_sale not in kinds:
+            yield _error(
+                ("requests", "kinds"),
+                f"the policy sells or shares personal information and serves {jur}: offer "
+                "opt_out_sale",
+            )
 
 
 def _promise(requests: Any, kind: RequestKind, jur: str) -> tuple[Duration | None, Path]:
@@ -405,7 +458,9 @@ def _promise(requests: Any, kind: RequestKind, jur: str) -> tuple[Duration | Non
     return deadline.default, ("requests", "deadline", "default")
 
 
-def _cookies_signals_marketing(policy: Policy, names: Names, served: list[str]) -> Iterator[Problem]:
+def _cookies_signals_marketing(
+    policy: Policy, names: Names, served: list[str]
+) -> Iterator[Problem]:
     for name, cookie in (policy.cookies or {}).items():
         if cookie.optional and ("necessary" in name or "essential" in name):
             yield _error(
@@ -414,7 +469,9 @@ def _cookies_signals_marketing(policy: Policy, names: Names, served: list[str]) 
             )
         for i, purpose in enumerate(cookie.purposes):
             if purpose not in names.purposes:
-                yield _undeclared(("cookies", name, "purposes", i), purpose, "purpose", "purposes", names.purposes)
+                yield _undeclared(
+                    ("cookies", name, "purposes", i), purpose, "purpose", "purposes", names.purposes
+                )
     if policy.signals is not None and policy.signals.gpc is SignalHandling.ignore:
         for jur in served:
             if JURISDICTIONS[jur].gpc_required:
@@ -431,7 +488,10 @@ def _cookies_signals_marketing(policy: Policy, names: Names, served: list[str]) 
         if lst.purpose not in names.purposes:
             yield _undeclared(path, lst.purpose, "purpose", "purposes", names.purposes)
         elif lst.purpose in purposes and not purposes[lst.purpose].use.startswith("marketing"):
-            yield _error(path, f"purposes.{lst.purpose} is not a marketing purpose (its use is {purposes[lst.purpose].use})")
+            yield _error(
+                path,
+                f"purposes.{lst.purpose} is not a marketing purpose (its use is {purposes[lst.purpose].use})",
+            )
 
 
 def _breaches(policy: Policy, served: list[str]) -> Iterator[Problem]:
@@ -441,7 +501,11 @@ def _breaches(policy: Policy, served: list[str]) -> Iterator[Problem]:
     for jur in served:
         law = JURISDICTIONS[jur]
         pairs = (
-            ("notify_authority_within", breaches.notify_authority_within, law.breach_authority_within),
+            (
+                "notify_authority_within",
+                breaches.notify_authority_within,
+                law.breach_authority_within,
+            ),
             ("notify_subjects_within", breaches.notify_subjects_within, law.breach_subjects_within),
         )
         for key, promise, limit in pairs:

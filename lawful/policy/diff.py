@@ -208,7 +208,11 @@ def _renewals(changes: list[Change], old: Policy, new: Policy) -> list[str]:
         if section == "purposes" and len(change.path) > 1:
             name = str(change.path[1])
             # a purpose that becomes consent-based needs consent collected, not renewed
-            if name in consent and name in old.purposes and Basis.consent in old.purposes[name].bases():
+            if (
+                name in consent
+                and name in old.purposes
+                and Basis.consent in old.purposes[name].bases()
+            ):
                 hit.add(name)
         elif section == "recipients" and len(change.path) > 1:
             recipient = str(change.path[1])

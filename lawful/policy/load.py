@@ -7,6 +7,7 @@ column, key path, what is wrong and how to fix it. Nothing here raises anything 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import types
@@ -111,8 +112,21 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def _place(problem: Problem, doc: YamlDocument, *, key: bool = False) -> Problem:
-    pos = doc.position(problem.path, key=key)
+def _points_at_key(doc: YamlDocument, path: Path) -> bool:
+    """A problem about a whole mapping points at its key line, not at its first child."""
+    value: Any = doc.data
+    for part in path:
+        if (isinstance(value, dict) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and part < len(value)
+        ):
+            value = value[part]
+        else:
+            return False
+    return isinstance(value, dict) and path in doc.keys
+
+
+def _place(problem: Problem, doc: YamlDocument) -> Problem:
+    pos = doc.position(problem.path, key=_points_at_key(doc, problem.path))
     return Problem(
         problem.message,
         path=problem.path,
@@ -175,7 +189,7 @@ def _translate(err: Any, doc: YamlDocument) -> Problem:
         message = f"{describe(value)} is too large: it must be at most {err['ctx'].get('le', err['ctx'].get('lt'))}"
     else:
         message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return _at(message, loc, doc, doc.position(loc, key=at_key))
+    return _at(message, loc, doc, doc.position(loc, key=at_key or _points_at_key(doc, loc)))
 
 
 def _at(message: str, loc: Path, doc: YamlDocument, pos: Any) -> Problem:
@@ -268,21 +282,23 @@ def _partial_policy(data: dict[str, Any]) -> Policy:
     for name, info in Policy.model_fields.items():
         key = info.alias or name
         if key not in data:
-            values[name] = None if info.is_required() else info.get_default(call_default_factory=True)
+            values[name] = (
+                None if info.is_required() else info.get_default(call_default_factory=True)
+            )
             continue
         raw = data[key]
         adapter = _adapter(name)
         if typing.get_origin(_unwrap(info.annotation)) is dict and isinstance(raw, dict):
             kept: dict[str, Any] = {}
             for entry_key, entry in raw.items():
-                try:
+                with contextlib.suppress(ValidationError):
                     kept.update(adapter.validate_python({entry_key: entry}))
-                except ValidationError:
-                    pass
             values[name] = kept
             continue
         try:
             values[name] = adapter.validate_python(raw)
         except ValidationError:
-            values[name] = None if info.is_required() else info.get_default(call_default_factory=True)
+            values[name] = (
+                None if info.is_required() else info.get_default(call_default_factory=True)
+            )
     return Policy.model_construct(**values)

@@ -81,7 +81,7 @@ def _unique(values: list[Any]) -> list[Any]:
     return values
 
 
-def ListOf(item: Any) -> Any:  # noqa: N802 - reads like a type in field declarations
+def ListOf(item: Any) -> Any:
     return Annotated[list[item], BeforeValidator(_one_or_many)]
 
 
@@ -122,8 +122,12 @@ Jurisdictions = Annotated[list[JurisdictionKey], BeforeValidator(_one_or_many)]
 
 
 class Contacts(Model):
-    privacy_email: Email | None = Field(None, description="where people send privacy questions and requests")
-    dpo_email: Email | None = Field(None, description="the Data Protection Officer's email (GDPR Art. 37)")
+    privacy_email: Email | None = Field(
+        None, description="where people send privacy questions and requests"
+    )
+    dpo_email: Email | None = Field(
+        None, description="the Data Protection Officer's email (GDPR Art. 37)"
+    )
     dpo_name: str | None = None
     email: Email | None = Field(None, description="general contact email")
     unsubscribe_email: Email | None = None
@@ -131,7 +135,9 @@ class Contacts(Model):
     address: str | None = Field(None, description="postal address, one line")
     website: Url | None = None
     request_form: Url | None = Field(None, description="web form for data-subject requests")
-    account_page: Url | None = Field(None, description="where a signed-in user can see and correct their data")
+    account_page: Url | None = Field(
+        None, description="where a signed-in user can see and correct their data"
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> Contacts:
@@ -246,13 +252,18 @@ _CCPA_LETTER = re.compile(r"^[A-K]$")
 
 
 class CustomCategory(Model):
-    parent: CategoryKey = Field(description="the fideslang category it refines, e.g. user.job_title")
+    parent: CategoryKey = Field(
+        description="the fideslang category it refines, e.g. user.job_title"
+    )
     name: str | None = None
     description: str | None = None
-    ccpa: Annotated[
-        list[checked(_CCPA_LETTER.match, "'{value}' is not a CCPA category letter (A to K)")],
-        BeforeValidator(_one_or_many),
-    ] | None = Field(None, description="CCPA categories A-K, when not inherited from the parent")
+    ccpa: (
+        Annotated[
+            list[checked(_CCPA_LETTER.match, "'{value}' is not a CCPA category letter (A to K)")],
+            BeforeValidator(_one_or_many),
+        ]
+        | None
+    ) = Field(None, description="CCPA categories A-K, when not inherited from the parent")
     sensitive: bool | None = Field(None, description="CCPA sensitive personal information")
     special: str | None = Field(None, description="GDPR Art. 9/10 special category it belongs to")
 
@@ -264,8 +275,12 @@ class ConsentSpec(Model):
     via: Annotated[
         list[choice(ConsentMethod, "a way to collect consent")], BeforeValidator(_one_or_many)
     ] = Field(description="how consent is collected: form, checkbox, banner, email_link, ...")
-    expires: Duration | None = Field(None, description="consent lapses after this long, e.g. 1 year")
-    separate: bool = Field(False, description="a separate consent just for this (PIPL Art. 14, 29, 39)")
+    expires: Duration | None = Field(
+        None, description="consent lapses after this long, e.g. 1 year"
+    )
+    separate: bool = Field(
+        False, description="a separate consent just for this (PIPL Art. 14, 29, 39)"
+    )
     renew_on_material_change: bool = True
 
     @field_validator("via")
@@ -335,17 +350,24 @@ class Purpose(Model):
     required: bool = Field(False, description="providing the data is mandatory for the service")
     channels: ListOf(choice(Channel, "a marketing channel")) = []
     lists: ListOf(Name) = Field([], description="marketing lists (declared under marketing.lists)")
-    consent: ConsentSpec | None = Field(None, description="how consent is collected, when it is a basis")
+    consent: ConsentSpec | None = Field(
+        None, description="how consent is collected, when it is a basis"
+    )
     automated_decision: AutomatedDecision | bool = False
     sale: bool = Field(False, description="a sale of personal information under CCPA")
-    share: bool = Field(False, description="sharing for cross-context behavioural advertising (CCPA)")
+    share: bool = Field(
+        False, description="sharing for cross-context behavioural advertising (CCPA)"
+    )
     targeted_advertising: bool = False
     recipients: ListOf(Name) = []
     cookies: ListOf(Name) = Field([], description="cookie categories this purpose relies on")
-    retention: Annotated[
-        Annotated[Name, Tag("<rule name>")] | Annotated[RetentionSpec, Tag("<inline rule>")],
-        Discriminator(lambda v: "<rule name>" if isinstance(v, str) else "<inline rule>"),
-    ] | None = Field(None, description="a rule name from retention, or a rule written inline")
+    retention: (
+        Annotated[
+            Annotated[Name, Tag("<rule name>")] | Annotated[RetentionSpec, Tag("<inline rule>")],
+            Discriminator(lambda v: "<rule name>" if isinstance(v, str) else "<inline rule>"),
+        ]
+        | None
+    ) = Field(None, description="a rule name from retention, or a rule written inline")
 
     @field_validator("categories")
     @classmethod
@@ -357,9 +379,7 @@ class Purpose(Model):
     @model_validator(mode="after")
     def _coherent(self) -> Purpose:
         if self.channels and not self.use.startswith("marketing"):
-            raise fail(
-                f"channels are for marketing purposes; this purpose's use is '{self.use}'"
-            )
+            raise fail(f"channels are for marketing purposes; this purpose's use is '{self.use}'")
         return self
 
     def bases(self) -> set[Basis]:
@@ -388,8 +408,12 @@ class Recipient(Model):
         description="where the recipient processes the data (ISO code, a list, or '*' for anywhere)"
     )
     safeguards: ListOf(choice(Safeguard, "a transfer safeguard")) = []
-    purposes: ListOf(Name) = Field([], description="purposes it receives data for (default: those naming it)")
-    categories: ListOf(CategoryKey) = Field([], description="categories it may receive (default: its purposes')")
+    purposes: ListOf(Name) = Field(
+        [], description="purposes it receives data for (default: those naming it)"
+    )
+    categories: ListOf(CategoryKey) = Field(
+        [], description="categories it may receive (default: its purposes')"
+    )
     sale: bool = False
     share: bool = False
     essential: bool = Field(
@@ -434,7 +458,9 @@ class Deadlines(Model):
     default: Duration | None = Field(None, description="the answer deadline for every request")
     by_kind: dict[choice(RequestKind, "a request kind"), Duration] = {}
     by_jurisdiction: dict[JurisdictionKey, Duration] = {}
-    extension: Duration | None = Field(None, description="how much longer, when complex, with notice")
+    extension: Duration | None = Field(
+        None, description="how much longer, when complex, with notice"
+    )
     calendars: dict[JurisdictionKey, Country] = Field(
         {}, description="the holiday calendar for business days per jurisdiction, e.g. {eu: EE}"
     )
@@ -465,7 +491,9 @@ class Requests(Model):
     repeat_limit: RepeatLimit | None = None
     exceptions: ListOf(choice(RequestException, "a ground for refusal")) = []
     authorised_agents: bool = True
-    contact: Email | None = Field(None, description="where requests are sent (default: privacy_email)")
+    contact: Email | None = Field(
+        None, description="where requests are sent (default: privacy_email)"
+    )
 
     @field_validator("kinds", "verification")
     @classmethod
@@ -573,7 +601,9 @@ class Policy(Model):
     effective: dt.date | None = Field(None, description="effective date, e.g. 2025-02-19")
     languages: ListOf(str) = ["en"]
     controller: Controller = Field(description="who is responsible: name, country, roles, contacts")
-    jurisdictions: Jurisdictions = Field(description="the laws served: eu, uk, us-ca, cn, br, other")
+    jurisdictions: Jurisdictions = Field(
+        description="the laws served: eu, uk, us-ca, cn, br, other"
+    )
     subjects: dict[Name, SubjectKind] = Field(description="kinds of people, e.g. customer, visitor")
     categories: dict[CategoryKey, CustomCategory] = Field(
         {}, description="custom data categories, each refining a fideslang category"
@@ -622,4 +652,3 @@ class Policy(Model):
                     rule = rule.model_copy(update={"purposes": [name]})
                 rules[f"purpose:{name}"] = rule
         return rules
-

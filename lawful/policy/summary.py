@@ -13,7 +13,9 @@ from lawful.policy.vocabulary import RequestKind
 def effective_deadline(policy: Policy, kind: RequestKind, jurisdiction: str) -> Duration | None:
     """The deadline that binds: the policy's promise, or the law's when it is shorter or alone."""
     deadline = policy.requests.deadline
-    promise = deadline.by_kind.get(kind) or deadline.by_jurisdiction.get(jurisdiction) or deadline.default
+    promise = (
+        deadline.by_kind.get(kind) or deadline.by_jurisdiction.get(jurisdiction) or deadline.default
+    )
     law = JURISDICTIONS[jurisdiction].request_deadline_for(kind.value)
     if promise is None:
         return law
@@ -99,7 +101,9 @@ def render_summary(policy: Policy) -> list[str]:
     width = max((len(n) for n in facts["purposes"]), default=0)
     for name, p in facts["purposes"].items():
         to = f"; to {', '.join(p['recipients'])}" if p["recipients"] else ""
-        lines.append(f"    {name.ljust(width)}  {p['basis']}; {p['use']}; {p['categories']} categories{to}")
+        lines.append(
+            f"    {name.ljust(width)}  {p['basis']}; {p['use']}; {p['categories']} categories{to}"
+        )
     if facts["recipients"]:
         lines.append(f"  recipients ({len(facts['recipients'])}):")
         for name, r in facts["recipients"].items():
@@ -110,17 +114,22 @@ def render_summary(policy: Policy) -> list[str]:
         for name, text in facts["retention"].items():
             lines.append(f"    {name}: {text}")
     req = facts["requests"]
-    lines.append(f"  requests: {', '.join(req['kinds'])}; verified by {', '.join(req['verification'])}")
+    lines.append(
+        f"  requests: {', '.join(req['kinds'])}; verified by {', '.join(req['verification'])}"
+    )
     for jur, per_kind in req["deadlines"].items():
         groups: dict[str, list[str]] = {}
         for kind, text in per_kind.items():
             groups.setdefault(text, []).append(kind)
         parts = [
-            f"{text}" if len(groups) == 1 else f"{text} ({', '.join(ks)})" for text, ks in groups.items()
+            f"{text}" if len(groups) == 1 else f"{text} ({', '.join(ks)})"
+            for text, ks in groups.items()
         ]
         lines.append(f"    answer in {jur}: {'; '.join(parts)}")
     for name, child in facts["children"].items():
         ages = [str(child["min_age"])] if child["min_age"] is not None else []
         ages += [f"{j}: {a}" for j, a in child["by_jurisdiction"].items()]
-        lines.append(f"  children: {name} at least {', '.join(ages)}; below: {', '.join(child['below'])}")
+        lines.append(
+            f"  children: {name} at least {', '.join(ages)}; below: {', '.join(child['below'])}"
+        )
     return lines

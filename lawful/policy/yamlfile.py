@@ -79,7 +79,9 @@ def read_bytes(path: str | FsPath) -> bytes:
     p = FsPath(path)
     try:
         if p.is_dir():
-            raise YamlProblem(Problem(f"{name} is a directory; give the path of a YAML file", file=name))
+            raise YamlProblem(
+                Problem(f"{name} is a directory; give the path of a YAML file", file=name)
+            )
         size = p.stat().st_size
         if size > MAX_BYTES:
             raise YamlProblem(
@@ -102,7 +104,9 @@ def parse_yaml(raw: bytes | str, file: str) -> YamlDocument:
     """Decode and parse one YAML document, recording positions. Raises YamlProblem."""
     text = _decode(raw, file) if isinstance(raw, bytes) else raw
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise YamlProblem(Problem(f"text is larger than {MAX_BYTES // 1024 // 1024} MiB", file=file))
+        raise YamlProblem(
+            Problem(f"text is larger than {MAX_BYTES // 1024 // 1024} MiB", file=file)
+        )
     if not text.strip() or all(
         not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
     ):
