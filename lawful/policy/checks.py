@@ -286,8 +286,33 @@ def _custom_entries(policy: Policy) -> list[Any]:
     ]
 
 
+# Recipients "anywhere" that are not transfers needing a safeguard: disclosures required
+# by law rest on that law (GDPR Art. 49(1)(d), PIPL Art. 13(3)); what other users of a
+# service see is publication, not a transfer (CJEU C-101/01 Lindqvist).
+_NOT_A_TRANSFER = {"authority", "user"}
+
+
+def _accepted_mechanisms(law: Jurisdiction, rule: Any) -> set[str]:
+    """The law's transfer mechanisms, narrowed by the policy's `accept` (never widened)."""
+    mechanisms = _mechanisms(law)
+    if rule and rule.accept:
+        chosen = {s.value for s in rule.accept}
+        return chosen & mechanisms if mechanisms else chosen
+    return mechanisms
+
+
+def _mechanisms(law: Jurisdiction) -> set[str]:
+    """What the law accepts for a transfer out, including conditional adequacy (dpf)."""
+    return set(law.transfer_mechanisms) | set(law.conditional_adequacy.values())
+
+
 def _transfer_ok(law: Jurisdiction, country: str, safeguards: set[str], accepted: set[str]) -> bool:
-    """Adequacy (or conditional adequacy such as the US Data Privacy Framework) or a safeguard."""
+    """Adequacy (or conditional adequacy such as the US Data Privacy Framework) or a safeguard.
+
+    "Anywhere" can't rest on adequacy, only on a safeguard that travels with the data.
+    """
+    if country == ANYWHERE:
+        return bool(safeguards & (accepted - {"adequacy"}))
     if country in law.adequate_countries:
         return True
     condition = law.conditional_adequacy.get(country)
@@ -304,17 +329,15 @@ def _recipient_transfers(
     for jur in served:
         law = JURISDICTIONS[jur]
         rule = rules.get(jur)
-        accepted = (
-            {s.value for s in rule.accept} if rule and rule.accept else set(law.transfer_mechanisms)
-        )
+        accepted = _accepted_mechanisms(law, rule)
         required = set(law.transfer_requires) | ({s.value for s in rule.require} if rule else set())
         if not accepted and not required:
             continue  # this law puts no conditions on transfers out
         abroad = [c for c in recipient.country if c == ANYWHERE or c not in law.countries]
         if not abroad:
             continue
-        if recipient.role.value == "authority" and ANYWHERE in abroad:
-            continue  # disclosures required by law rest on that law (GDPR Art. 49(1)(d), PIPL Art. 13(3))
+        if recipient.role.value in _NOT_A_TRANSFER and ANYWHERE in abroad:
+            continue
         missing = sorted(required - safeguards)
         if missing:
             yield _error(
@@ -322,9 +345,7 @@ def _recipient_transfers(
                 f"data goes out of {jur} ({', '.join(abroad)}); a transfer out of {jur} needs "
                 f"{' and '.join(missing)}: add {'them' if len(missing) > 1 else 'it'} to safeguards",
             )
-        uncovered = [
-            c for c in abroad if c == ANYWHERE or not _transfer_ok(law, c, safeguards, accepted)
-        ]
+        uncovered = [c for c in abroad if not _transfer_ok(law, c, safeguards, accepted)]
         if uncovered and accepted:
             where = ", ".join("anywhere" if c == ANYWHERE else c for c in uncovered)
             yield _error(
@@ -337,9 +358,18 @@ def _recipient_transfers(
 def _transfers(policy: Policy, served: list[str]) -> Iterator[Problem]:
     if policy.transfers is None:
         return
-    for jur in policy.transfers.rules:
+    for jur, rule in policy.transfers.rules.items():
         if jur not in served:
             yield _not_served(("transfers", "rules", jur), jur, served)
+            continue
+        mechanisms = _mechanisms(JURISDICTIONS[jur])
+        for i, safeguard in enumerate(rule.accept):
+            if mechanisms and safeguard.value not in mechanisms:
+                yield _error(
+                    ("transfers", "rules", jur, "accept", i),
+                    f"'{safeguard.value}' is not a transfer mechanism {JURISDICTIONS[jur].name} "
+                    f"accepts; a policy may only narrow the law's: {', '.join(sorted(mechanisms))}",
+                )
 
 
 def _retention(policy: Policy, names: Names) -> Iterator[Problem]:

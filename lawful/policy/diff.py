@@ -1,16 +1,24 @@
 """What changed between two versions of a policy, and which changes are material.
 
 Material changes follow the list in seed 002 (Seestar Store, section VIII) and GDPR
-Art. 13(3): the purposes, the categories of data and the manner of use; the main
-recipients; transfers; the rights and how to exercise them; the controller's identity
-and contacts. A material change to a consent-based purpose means its consent must be
-renewed before the purpose may rely on it again.
+Art. 13(3): the purposes, the categories of data and the manner of use; the ownership
+and organisational structure; the main recipients and transfers; the rights and how to
+exercise them; the controller's contacts and complaint channels. (The seed's sixth item,
+an impact assessment finding a high risk, is not something a policy file states.)
+A change that only narrows what is done (fewer categories, channels or countries, a
+right added, a shorter deadline or retention period, a list merely reordered) is listed
+but not material.
+
+A material change touching a consent-based purpose means its consent must be renewed
+(`renew_consent`), unless the purpose says `renew_on_material_change: false`. A purpose
+that is new, or newly consent-based, has no consent to renew: it needs consent collected
+(`collect_consent`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lawful.policy.durations import Duration
@@ -34,6 +42,17 @@ class Change:
             return f"{where} added: {_show(self.new)}"
         if self.kind == "removed":
             return f"{where} removed (was {_show(self.old)})"
+        if isinstance(self.old, list) and isinstance(self.new, list):
+            added = [v for v in self.new if v not in self.old]
+            removed = [v for v in self.old if v not in self.new]
+            parts = [
+                f"{verb} {', '.join(_show(v) for v in items)}"
+                for verb, items in (("added", added), ("removed", removed))
+                if items
+            ]
+            if parts:
+                return f"{where}: {'; '.join(parts)}"
+            return f"{where}: reordered {_show(self.old)} → {_show(self.new)}"
         return f"{where}: {_show(self.old)} → {_show(self.new)}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,7 +69,8 @@ class Change:
 @dataclass(frozen=True)
 class PolicyDiff:
     changes: tuple[Change, ...]
-    renew_consent: tuple[str, ...] = field(default=())  # consent purposes needing renewal
+    renew_consent: tuple[str, ...] = ()  # consent purposes whose consent must be renewed
+    collect_consent: tuple[str, ...] = ()  # consent purposes with no earlier consent to renew
 
     @property
     def material(self) -> tuple[Change, ...]:
@@ -61,10 +81,15 @@ class PolicyDiff:
             "changes": [c.to_dict() for c in self.changes],
             "material": bool(self.material),
             "renew_consent": list(self.renew_consent),
+            "collect_consent": list(self.collect_consent),
         }
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
@@ -73,10 +98,11 @@ def _show(value: Any) -> str:
 
 
 def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
-    a = old.model_dump(mode="json", by_alias=True, exclude_defaults=False)
-    b = new.model_dump(mode="json", by_alias=True, exclude_defaults=False)
-    changes = [_classify(c, old, new) for c in _walk(a, b, ())]
-    return PolicyDiff(tuple(changes), tuple(_renewals(changes, old, new)))
+    a, b = (p.model_dump(mode="json", by_alias=True) for p in (old, new))
+    short = [p.model_dump(mode="json", by_alias=True, exclude_defaults=True) for p in (old, new)]
+    changes = [_classify(_concise(c, *short)) for c in _walk(a, b, ())]
+    renew, collect = _consent(changes, old, new)
+    return PolicyDiff(tuple(changes), renew, collect)
 
 
 def _walk(a: Any, b: Any, path: Path) -> Iterator[Change]:
@@ -99,6 +125,21 @@ def _walk(a: Any, b: Any, path: Path) -> Iterator[Change]:
         yield Change(path, "removed", old=a)
     else:
         yield Change(path, "changed", old=a, new=b)
+
+
+def _concise(change: Change, old_short: dict[str, Any], new_short: dict[str, Any]) -> Change:
+    """Show a mapping that comes or goes by what it says, without every default key."""
+
+    def lookup(tree: Any, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key in change.path:
+            if not isinstance(tree, dict) or key not in tree:
+                return value
+            tree = tree[key]
+        return tree or value
+
+    return replace(change, old=lookup(old_short, change.old), new=lookup(new_short, change.new))
 
 
 # Field-level rules: (section, field or None for the entry itself) -> reason.
@@ -128,23 +169,29 @@ _RECIPIENT_MATERIAL = {
     "sale": "the primary recipients of personal information (sale)",
     "share": "the primary recipients of personal information (sharing)",
 }
+_NARROWABLE = {("purposes", "categories"), ("purposes", "channels"), ("recipients", "country")}
+_RIGHTS_EXERCISE = (
+    "verification", "contact", "fee", "repeat_limit", "exceptions", "authorised_agents",
+)  # fmt: skip
 
 
-def _classify(change: Change, old: Policy, new: Policy) -> Change:
-    reason = _reason(change)
-    if reason:
-        return Change(change.path, change.kind, change.old, change.new, True, reason)
-    return change
+def _classify(change: Change) -> Change:
+    reason = None if _reordered(change) else _reason(change)
+    return replace(change, material=True, reason=reason) if reason else change
 
 
 def _reason(change: Change) -> str | None:
     path = change.path
     section = path[0]
     sub = path[2] if len(path) > 2 else None
+    if (section, sub) in _NARROWABLE and not _grows(change):
+        return None
     if section == "purposes":
-        return _PURPOSE_MATERIAL.get(sub) if len(path) > 1 else _PURPOSE_MATERIAL[None]
+        if sub == "retention":
+            return _retention_reason(change, path[3] if len(path) > 3 else None)
+        return _PURPOSE_MATERIAL.get(sub)
     if section == "recipients":
-        return _RECIPIENT_MATERIAL.get(sub) if len(path) > 1 else _RECIPIENT_MATERIAL[None]
+        return _RECIPIENT_MATERIAL.get(sub)
     if section == "transfers":
         return "where personal information is stored and transferred"
     if section == "controller":
@@ -159,14 +206,16 @@ def _reason(change: Change) -> str | None:
         return _requests_reason(change)
     if section == "subjects" and sub in ("min_age", "min_age_by_jurisdiction", "below_min_age"):
         return "how children's personal information is handled"
-    if section == "retention" and sub == "keep" and _longer(change):
-        return "how long personal information is kept (longer)"
+    if section == "retention" and len(path) > 2:
+        return _retention_reason(change, sub)
     if section == "signals" and change.new == "ignore":
         return "the rights to opt out (a privacy signal no longer honoured)"
     if section == "sale" and change.new is True:
         return "the manner in which personal information is used (sale or sharing)"
     if section == "cookies" and change.kind == "added" and len(path) == 2:
         return "the types of personal information collected (a new cookie category)"
+    if path[:2] == ("marketing", "unsubscribe") and change.new is False:
+        return "how rights are exercised (a way to unsubscribe withdrawn)"
     return None
 
 
@@ -174,11 +223,41 @@ def _requests_reason(change: Change) -> str | None:
     field_ = change.path[1] if len(change.path) > 1 else None
     if field_ == "kinds" and (change.kind == "removed" or _fewer(change)):
         return "the rights people have (a right no longer offered)"
-    if field_ in ("verification", "contact", "fee", "repeat_limit"):
+    if field_ in _RIGHTS_EXERCISE:
         return "how rights are exercised"
     if field_ == "deadline" and _longer(change):
         return "how rights are exercised (a longer deadline)"
     return None
+
+
+def _retention_reason(change: Change, field_: Any) -> str | None:
+    """A retention rule, named under `retention:` or written inline under a purpose."""
+    if field_ is None and change.kind == "changed":  # a purpose now follows another rule
+        return "how long personal information is kept (another retention rule)"
+    if field_ == "keep" and change.kind == "removed":  # criteria replace a fixed period
+        return "how long personal information is kept (no fixed period any more)"
+    if field_ == "keep" and _longer(change):
+        return "how long personal information is kept (longer)"
+    return None
+
+
+def _reordered(change: Change) -> bool:
+    old, new = change.old, change.new
+    return (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and sorted(map(str, old)) == sorted(map(str, new))
+    )
+
+
+def _grows(change: Change) -> bool:
+    """Something is added, not only taken away."""
+    if change.kind != "changed":
+        return change.kind == "added"
+    old, new = change.old, change.new
+    if isinstance(old, list) and isinstance(new, list):
+        return any(v not in old for v in new)
+    return True
 
 
 def _fewer(change: Change) -> bool:
@@ -197,26 +276,61 @@ def _longer(change: Change) -> bool:
         return True
 
 
-def _renewals(changes: list[Change], old: Policy, new: Policy) -> list[str]:
-    """Consent purposes of the new policy touched by a material change."""
-    consent = [n for n, p in new.purposes.items() if Basis.consent in p.bases()]
-    hit: set[str] = set()
+# --- consent ----------------------------------------------------------------------------
+
+
+def _consent(
+    changes: list[Change], old: Policy, new: Policy
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(consent purposes to renew, consent purposes to collect consent for afresh)."""
+
+    def consent_based(policy: Policy, name: str) -> bool:
+        purpose = policy.purposes.get(name)
+        return purpose is not None and Basis.consent in purpose.bases()
+
+    collect = [n for n in new.purposes if consent_based(new, n) and not consent_based(old, n)]
+    renewable = {
+        n
+        for n, p in new.purposes.items()
+        if consent_based(new, n)
+        and consent_based(old, n)
+        and (p.consent is None or p.consent.renew_on_material_change)
+    }
+    touched: set[str] = set()
     for change in changes:
-        if not change.material:
-            continue
-        section = change.path[0]
-        if section == "purposes" and len(change.path) > 1:
-            name = str(change.path[1])
-            # a purpose that becomes consent-based needs consent collected, not renewed
-            if (
-                name in consent
-                and name in old.purposes
-                and Basis.consent in old.purposes[name].bases()
-            ):
-                hit.add(name)
-        elif section == "recipients" and len(change.path) > 1:
-            recipient = str(change.path[1])
-            hit.update(p for p in consent if recipient in new.purposes[p].recipients)
-        elif section in ("controller", "transfers"):
-            hit.update(p for p in consent if p in old.purposes)
-    return sorted(hit)
+        if change.material:
+            touched |= _touched(change, old, new)
+    return tuple(sorted(touched & renewable)), tuple(sorted(collect))
+
+
+def _touched(change: Change, old: Policy, new: Policy) -> set[str]:
+    """The purposes a material change concerns."""
+    section = change.path[0]
+    entry = str(change.path[1]) if len(change.path) > 1 else None
+    if section in ("controller", "transfers"):
+        return set(new.purposes)  # every consent was given to this controller, on these terms
+    if section == "purposes" and entry:
+        return {entry}
+    if section in ("recipients", "retention", "cookies") and entry:
+        before, after = _linked(old, section, entry), _linked(new, section, entry)
+        if change.path[2:3] == ("purposes",):
+            return before ^ after  # only the purposes that start or stop using it
+        return before | after
+    return set()
+
+
+def _linked(policy: Policy, section: str, entry: str) -> set[str]:
+    """Purposes tied to a recipient, retention rule or cookie category, named on either side.
+
+    The entry's own `purposes:` lists them, and so does each purpose's field of the same
+    name as the section (`recipients:`, `retention:`, `cookies:`).
+    """
+    item = getattr(policy, section).get(entry)
+    if item is None:
+        return set()
+    naming = set()
+    for name, purpose in policy.purposes.items():
+        names = getattr(purpose, section)
+        if entry == names or (isinstance(names, list) and entry in names):
+            naming.add(name)
+    return set(item.purposes) | naming
