@@ -253,11 +253,8 @@ def test_serai_recipients() -> None:
         "authorities": RecipientRole.authority,
         "payment_processor": RecipientRole.controller,
     }
-    assert set(p.transfers.rules["eu"].accept) == {
-        Safeguard.adequacy,
-        Safeguard.scc,
-        Safeguard.contract,
-    }
+    # §4.3 "contractual protections ... standard contractual clauses": SCCs under the GDPR
+    assert set(p.transfers.rules["eu"].accept) == {Safeguard.adequacy, Safeguard.scc}
     for name in (
         "service_providers",
         "group_companies",
