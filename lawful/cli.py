@@ -185,6 +185,11 @@ def policy_diff(
     typer.echo(
         f"\n{len(diff.changes)} change(s), {len(diff.material)} material"
         + (f"; consent to renew: {', '.join(diff.renew_consent)}" if diff.renew_consent else "")
+        + (
+            f"; consent to collect: {', '.join(diff.collect_consent)}"
+            if diff.collect_consent
+            else ""
+        )
     )
 
 
@@ -223,6 +228,8 @@ def policy_load(
             typer.echo(f"  {len(rec.diff.changes)} change(s), {len(rec.diff.material)} material")
             if rec.diff.renew_consent:
                 typer.echo(f"  consent to renew: {', '.join(rec.diff.renew_consent)}")
+            if rec.diff.collect_consent:
+                typer.echo(f"  consent to collect: {', '.join(rec.diff.collect_consent)}")
 
 
 @policy_app.command("versions")

@@ -32,8 +32,9 @@ def _basis(policy: Policy, name: str) -> str:
 
 
 def _rule_text(rule: RetentionSpec) -> str:
-    period = str(rule.keep) if rule.keep else f"criteria: {rule.criteria}"
-    return f"{period} from {rule.from_}, then {rule.then.value}"
+    if rule.keep is None:
+        return f"no fixed period ({rule.criteria}), then {rule.then.value}"
+    return f"{rule.keep} from {rule.from_}, then {rule.then.value}"
 
 
 def summary(policy: Policy) -> dict[str, Any]:

@@ -219,7 +219,7 @@ CASES = [
         "    country: US\n    safeguards: [dpf, scc]",
         "    country: CN\n    safeguards: []",
         "recipients.email_provider.safeguards: data goes to CN, outside eu and without an adequacy "
-        "decision; declare a safeguard eu accepts: adequacy, bcr, derogation, scc",
+        "decision; declare a safeguard eu accepts: adequacy, bcr, derogation, dpf, scc",
         "safeguards: []",
         "[]",
     ),
