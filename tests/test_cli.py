@@ -138,9 +138,9 @@ def test_store_status_and_upgrade(tmp_path: Path, store_url: str) -> None:
     code, out, _ = run("store", "status", "--store", store_url, "--json")
     assert code == 1 and json.loads(out)["revision"] is None
     code, out, _ = run("store", "upgrade", "--store", store_url)
-    assert code == 0 and "at revision 0002" in out
+    assert code == 0 and "at revision 0003" in out
     code, out, _ = run("store", "status", "--store", store_url)
-    assert code == 0 and "revision 0002, up to date" in out
+    assert code == 0 and "revision 0003, up to date" in out
 
 
 def test_unreachable_store_is_a_clear_refusal(tmp_path: Path) -> None:

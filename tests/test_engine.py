@@ -112,3 +112,23 @@ def test_conventions_for_policy_and_store_locations(monkeypatch: pytest.MonkeyPa
     assert store_url(None) == "postgresql://db/lawful"
     assert policy_path("x.yaml") == Path("x.yaml")
     assert store_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_reverting_the_policy_file_records_the_old_text_as_current(
+    tmp_path: Path, store_url: str
+) -> None:
+    path = _write(tmp_path, STARTER)
+    Engine.open(path, store_url).close()
+    _write(
+        tmp_path,
+        STARTER.replace("channels: [email]\n    lists", "channels: [email, sms]\n    lists"),
+    )
+    Engine.open(path, store_url).close()
+    _write(tmp_path, STARTER)
+    with Engine.open(path, store_url) as engine:
+        assert engine.recorded.created and engine.policy_version.number == 3
+        # the diff is against version 2: the sms channel went away (narrowing, not material)
+        assert engine.recorded.diff is not None
+        assert [c.path for c in engine.recorded.diff.changes] == [
+            ("purposes", "newsletter", "channels")
+        ]

@@ -312,13 +312,15 @@ def _transfer_ok(law: Jurisdiction, country: str, safeguards: set[str], accepted
     "Anywhere" can't rest on adequacy, only on a safeguard that travels with the data.
     """
     if country == ANYWHERE:
-        return bool(safeguards & (accepted - {"adequacy"}))
+        return bool(safeguards & (accepted - {"adequacy"} - set(law.conditional_adequacy.values())))
     if country in law.adequate_countries:
         return True
     condition = law.conditional_adequacy.get(country)
     if condition and condition in safeguards:
         return True
-    return bool(safeguards & accepted)
+    # Adequacy and conditional adequacy belong to a country, not to a recipient's say-so.
+    declarable = accepted - {"adequacy"} - set(law.conditional_adequacy.values())
+    return bool(safeguards & declarable)
 
 
 def _recipient_transfers(
@@ -431,6 +433,14 @@ def _requests(policy: Policy, served: list[str]) -> Iterator[Problem]:
         for jur in getattr(deadline, section):
             if jur not in served:
                 yield _not_served(("requests", "deadline", section, jur), jur, served)
+    for jur, country in deadline.calendars.items():
+        law = JURISDICTIONS.get(jur)
+        if law is not None and law.countries and country not in law.countries:
+            yield _error(
+                ("requests", "deadline", "calendars", jur),
+                f"{country} is not in {jur}; the business-day calendar is that of a country "
+                f"the law covers ({', '.join(sorted(law.countries))})",
+            )
     for jur in served:
         law = JURISDICTIONS[jur]
         looser: dict[tuple[Path, Duration, Duration], list[str]] = {}
@@ -456,9 +466,10 @@ def _requests(policy: Policy, served: list[str]) -> Iterator[Problem]:
             )
         if deadline.extension is not None:
             if law.request_deadline is not None and law.request_extension is None:
-                yield _error(
+                yield _warning(
                     ("requests", "deadline", "extension"),
-                    f"{law.name} allows no extension of the answer deadline; remove it",
+                    f"{law.name} allows no extension of the answer deadline; it will not be "
+                    f"applied to requests in {jur}",
                 )
             elif law.request_extension is not None and deadline.extension > law.request_extension:
                 yield _error(

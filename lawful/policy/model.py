@@ -27,7 +27,7 @@ from pydantic import (
 
 from lawful.policy.countries import Country, CountryOrAnywhere
 from lawful.policy.durations import Duration
-from lawful.policy.jurisdictions import JURISDICTION_KEYS
+from lawful.policy.jurisdictions import JURISDICTION_KEYS, get_jurisdiction
 from lawful.policy.taxonomy import load_taxonomy
 from lawful.policy.vocabulary import (
     Basis,
@@ -88,6 +88,12 @@ def ListOf(item: Any) -> Any:
 def _check_jurisdiction(value: object) -> object:
     if isinstance(value, str) and value in JURISDICTION_KEYS:
         return value
+    if isinstance(value, str):
+        try:
+            get_jurisdiction(value)
+        except ValueError as exc:  # knows the laws' common names: gdpr -> eu, pipl -> cn
+            if "did you mean" in str(exc):
+                raise fail(str(exc)) from None
     raise fail(unknown(value, "a jurisdiction", JURISDICTION_KEYS))
 
 
@@ -182,7 +188,9 @@ class Controller(Model):
     @field_validator("roles", mode="before")
     @classmethod
     def _both(cls, value: object) -> object:
-        return ["controller", "processor"] if value == "both" else value
+        if value == "both" or value == ["both"]:
+            return ["controller", "processor"]
+        return value
 
     @field_validator("roles")
     @classmethod

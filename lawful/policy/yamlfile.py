@@ -64,7 +64,7 @@ class YamlDocument:
                 return self.keys[prefix]
             if prefix in self.values:
                 return self.values[prefix]
-        return None
+        return self.values.get(())  # the document itself (a missing top-level key)
 
 
 class YamlProblem(Exception):

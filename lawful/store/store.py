@@ -106,8 +106,9 @@ class Store:
     ) -> tuple[PolicyVersion, bool]:
         """Record a policy as the controller's next version: (version, created).
 
-        A text whose hash the controller already has is not recorded again: its
-        existing version comes back with created=False.
+        A text with the same hash as the controller's latest version is not recorded
+        again: that version comes back with created=False. Going back to an older text
+        makes it current again, so it is recorded as a new version.
         """
         if not _SHA256_HEX.fullmatch(content_hash):
             raise ValueError(f"content_hash must be 64 lowercase hex digits, got {content_hash!r}")
@@ -122,41 +123,53 @@ class Store:
                 .where(controllers.c.id == controller_id)
                 .with_for_update(key_share=True)
             )
-            existing = conn.execute(
-                sa.select(policy_versions).where(
-                    policy_versions.c.controller_id == controller_id,
-                    policy_versions.c.content_hash == content_hash,
-                )
-            ).first()
-            if existing is not None:
-                return _policy_version(existing, controller_key), False
-            # The number is computed inside the INSERT so that it is atomic on SQLite;
-            # if another writer still takes it first, the unique constraint fails and
-            # _write retries.
-            next_number = (
-                sa.select(sa.func.coalesce(sa.func.max(policy_versions.c.number), 0) + 1)
-                .where(policy_versions.c.controller_id == controller_id)
+            mine = policy_versions.c.controller_id == controller_id
+            latest_hash = (
+                sa.select(policy_versions.c.content_hash)
+                .where(mine)
+                .order_by(policy_versions.c.number.desc())
+                .limit(1)
                 .scalar_subquery()
             )
-            inserted = conn.execute(
-                sa.insert(policy_versions).values(
-                    controller_id=controller_id,
-                    number=next_number,
-                    content_hash=content_hash,
-                    label=label,
-                    effective_date=effective_date,
-                    text=text,
-                    loaded_at=_now(),
-                    changes=changes,
-                    material=material,
-                )
+            next_number = (
+                sa.select(sa.func.coalesce(sa.func.max(policy_versions.c.number), 0) + 1)
+                .where(mine)
+                .scalar_subquery()
             )
+            # One statement decides "unchanged?" and takes the next number, so it is
+            # atomic on SQLite too; if another writer still takes the number first, the
+            # unique constraint fails and _write retries.
+            c = policy_versions.c
+            source = sa.select(
+                sa.literal(controller_id, c.controller_id.type),
+                next_number,
+                sa.literal(content_hash, c.content_hash.type),
+                sa.literal(label, c.label.type),
+                sa.literal(effective_date, c.effective_date.type),
+                sa.literal(text, c.text.type),
+                sa.literal(_now(), c.loaded_at.type),
+                sa.literal(changes, c.changes.type),
+                sa.literal(material, c.material.type),
+            ).where(sa.func.coalesce(latest_hash, "") != content_hash)
+            columns = [
+                "controller_id",
+                "number",
+                "content_hash",
+                "label",
+                "effective_date",
+                "text",
+                "loaded_at",
+                "changes",
+                "material",
+            ]
+            inserted = conn.execute(
+                sa.insert(policy_versions).from_select(columns, source).returning(c.id)
+            ).first()
+            where = c.id == inserted.id if inserted else mine
             row = conn.execute(
-                sa.select(policy_versions).where(
-                    policy_versions.c.id == inserted.inserted_primary_key[0]
-                )
+                sa.select(policy_versions).where(where).order_by(c.number.desc()).limit(1)
             ).one()
-            return _policy_version(row, controller_key), True
+            return _policy_version(row, controller_key), inserted is not None
 
         return self._write(record)
 

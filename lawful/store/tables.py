@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -60,7 +61,8 @@ policy_versions = Table(
     # none_as_null: "no diff" is SQL NULL, not the JSON value null.
     Column("changes", JSON(none_as_null=True), nullable=True),
     Column("material", Boolean, nullable=False, server_default=false()),
-    # Both unique indexes lead with controller_id, so they also serve lookups by controller.
+    # Leads with controller_id, so it also serves lookups by controller.
     UniqueConstraint("controller_id", "number"),
-    UniqueConstraint("controller_id", "content_hash"),
+    # Not unique: a policy may go back to an earlier text, which is then a new version.
+    Index("ix_policy_versions_controller_id_content_hash", "controller_id", "content_hash"),
 )

@@ -467,3 +467,55 @@ def test_norway_stays_a_country_code() -> None:
     )
     loaded = load_policy_text(text, "policy.yaml")
     assert loaded.policy.recipients["email_provider"].country == ["NO"]
+
+
+def _load_errors(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as caught:
+        load_policy_text(text, "policy.yaml")
+    return [str(p) for p in caught.value.errors]
+
+
+def test_missing_top_level_section_points_at_the_document() -> None:
+    text = STARTER.replace("jurisdictions: [eu]\n", "")
+    assert (
+        "policy.yaml:1:1 jurisdictions: missing required key 'jurisdictions': the laws served: eu, uk, us-ca, cn, br, other"
+        in _load_errors(text)
+    )
+
+
+def test_a_law_named_by_its_common_name_is_guessed() -> None:
+    errors = _load_errors(STARTER.replace("jurisdictions: [eu]", "jurisdictions: [gdpr]"))
+    assert any(
+        "jurisdictions[0]: 'gdpr' is not a jurisdiction; did you mean 'eu'?" in e for e in errors
+    )
+
+
+def test_business_day_calendar_must_be_a_country_the_law_covers() -> None:
+    text = STARTER.replace(
+        "    extension: 2 months\n", "    extension: 2 months\n    calendars: {eu: US}\n"
+    )
+    assert any(
+        "requests.deadline.calendars.eu: US is not in eu; the business-day calendar is that of a country the law covers"
+        in e
+        for e in _load_errors(text)
+    )
+    load_policy_text(text.replace("{eu: US}", "{eu: IE}"), "policy.yaml")
+
+
+def test_an_extension_the_law_does_not_allow_is_a_warning_for_that_law_only() -> None:
+    # LGPD has no extension; the GDPR's two months still stand for eu
+    loaded = load_policy_text(
+        STARTER.replace("jurisdictions: [eu]", "jurisdictions: [eu, br]"), "policy.yaml"
+    )
+    [warning] = [w for w in loaded.warnings if w.path == ("requests", "deadline", "extension")]
+    assert (
+        "allows no extension of the answer deadline; it will not be applied to requests in br"
+        in warning.message
+    )
+
+
+def test_roles_both_in_a_list() -> None:
+    loaded = load_policy_text(
+        STARTER.replace("roles: [controller]", "roles: [both]"), "policy.yaml"
+    )
+    assert [r.value for r in loaded.policy.controller.roles] == ["controller", "processor"]

@@ -79,3 +79,9 @@ def test_transfers_out_of_china_need_separate_consent_and_a_pipl_mechanism() -> 
     load_policy_text(
         text.replace("[standard_contract]", "[standard_contract, separate_consent]"), "p.yaml"
     )
+
+
+@pytest.mark.parametrize("declared", ["adequacy", "dpf"])
+def test_adequacy_and_dpf_cannot_be_declared_for_a_country_that_lacks_them(declared: str) -> None:
+    errors = _errors(_with(f"    role: processor\n    country: IN\n    safeguards: [{declared}]"))
+    assert any("IN, outside eu and without an adequacy decision" in m for m in errors)

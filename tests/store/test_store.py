@@ -57,13 +57,13 @@ def schema_differences(store: Store) -> list[Any]:
 def test_upgrade_empty_database_to_head(store_url: str) -> None:
     with open_store(store_url, upgrade=False) as store:
         assert store.current_revision() is None
-        assert store.head_revision() == "0002"
+        assert store.head_revision() == "0003"
         store.upgrade()
-        assert store.current_revision() == "0002"
+        assert store.current_revision() == "0003"
         assert {"controllers", "policy_versions"} <= table_names(store)
     # Opening an up-to-date store again migrates nothing and works.
     with open_store(store_url) as store:
-        assert store.current_revision() == "0002"
+        assert store.current_revision() == "0003"
 
 
 def test_upgrade_from_previous_revision_keeps_rows(store_url: str) -> None:
@@ -99,7 +99,7 @@ def test_upgrade_from_previous_revision_keeps_rows(store_url: str) -> None:
             )
 
         store.upgrade()
-        assert store.current_revision() == "0002"
+        assert store.current_revision() == "0003"
         [version] = store.policy_versions("old")
         assert (version.number, version.label, version.text) == (1, "2025-03", "v1")
         assert version.effective_date == date(2025, 3, 1)
@@ -124,7 +124,7 @@ def test_downgrade_to_base_and_back(store: Store) -> None:
     assert store.current_revision() is None
     assert not {"controllers", "policy_versions"} & table_names(store)
     store.upgrade()
-    assert store.current_revision() == "0002"
+    assert store.current_revision() == "0003"
     assert store.policy_versions("seestar-store") == []
 
 
@@ -167,8 +167,9 @@ def test_record_policy_version(store: Store) -> None:
 
     assert store.latest_policy_version("seestar-store") == second
     assert store.policy_versions("seestar-store") == [first, second]
-    # Going back to an earlier text is not a new version: that text is already stored.
-    assert record(store, "v1") == (first, False)
+    # Going back to an earlier text makes it current again: a new version.
+    third, created = record(store, "v1")
+    assert (third.number, third.content_hash, created) == (3, first.content_hash, True)
 
 
 def test_versions_are_per_controller(store: Store) -> None:
@@ -374,7 +375,7 @@ def test_postgres_urls_use_psycopg(pg_url: str, scheme: str) -> None:
         assert PASSWORD not in store.url
         assert "postgres:***@" in store.url
         assert repr(store) == f"Store({store.url!r})"
-        assert store.current_revision() == "0002"
+        assert store.current_revision() == "0003"
 
 
 def test_policy_version_is_frozen(store: Store) -> None:
@@ -396,3 +397,30 @@ def test_mysql_url_fixture_yields_a_working_database(mysql_url: str) -> None:
             assert conn.scalar(sa.text("SELECT DATABASE()")) == make_url(mysql_url).database
     finally:
         engine.dispose()
+
+
+def test_going_back_to_an_earlier_text_makes_it_current_again(store: Store) -> None:
+    record(store, "A")
+    record(store, "B")
+    back, created = record(store, "A")
+    assert created is True
+    assert (back.number, back.text) == (3, "A")
+    assert store.latest_policy_version("seestar-store") == back
+    # and loading it once more changes nothing
+    again, created = record(store, "A")
+    assert (again.number, created) == (3, False)
+    assert [v.text for v in store.policy_versions("seestar-store")] == ["A", "B", "A"]
+
+
+def test_upgrade_from_0002_keeps_versions_and_allows_reverting(store_url: str) -> None:
+    with open_store(store_url, upgrade=False) as store:
+        store.upgrade("0002")
+        record(store, "A")
+        record(store, "B")
+        store.upgrade()
+        assert store.current_revision() == "0003"
+        assert [v.number for v in store.policy_versions("seestar-store")] == [1, 2]
+        assert record(store, "A")[0].number == 3
+        # the old schema cannot hold a recurring text, so going back down refuses
+        with pytest.raises(sa.exc.IntegrityError):
+            store.downgrade("0002")
