@@ -477,8 +477,9 @@ def _load_errors(text: str) -> list[str]:
 
 def test_missing_top_level_section_points_at_the_document() -> None:
     text = STARTER.replace("jurisdictions: [eu]\n", "")
+    # the document starts on line 6, after the opening comments
     assert (
-        "policy.yaml:1:1 jurisdictions: missing required key 'jurisdictions': the laws served: eu, uk, us-ca, cn, br, other"
+        "policy.yaml:6:1 jurisdictions: missing required key 'jurisdictions': the laws served: eu, uk, us-ca, cn, br, other"
         in _load_errors(text)
     )
 
@@ -504,9 +505,10 @@ def test_business_day_calendar_must_be_a_country_the_law_covers() -> None:
 
 def test_an_extension_the_law_does_not_allow_is_a_warning_for_that_law_only() -> None:
     # LGPD has no extension; the GDPR's two months still stand for eu
-    loaded = load_policy_text(
-        STARTER.replace("jurisdictions: [eu]", "jurisdictions: [eu, br]"), "policy.yaml"
+    text = STARTER.replace("jurisdictions: [eu]", "jurisdictions: [eu, br]").replace(
+        "    extension: 2 months\n", "    extension: 2 months\n    by_jurisdiction: {br: 15 days}\n"
     )
+    loaded = load_policy_text(text, "policy.yaml")
     [warning] = [w for w in loaded.warnings if w.path == ("requests", "deadline", "extension")]
     assert (
         "allows no extension of the answer deadline; it will not be applied to requests in br"
