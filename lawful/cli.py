@@ -236,9 +236,14 @@ def policy_load(
 def policy_versions(
     policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False
 ) -> None:
-    """List the stored versions of the policy's controller."""
-    with _open_engine(policy, store) as engine:
-        versions = engine.store.policy_versions(engine.policy.key)
+    """List the stored versions of the policy's controller (without recording this one)."""
+    key = _load_or_exit(_existing(policy_path(policy))).policy.key
+    try:
+        opened = open_store(store_url(store))
+    except StoreError as exc:
+        _refuse(str(exc))
+    with opened:
+        versions = opened.policy_versions(key)
         if as_json:
             _print_json(
                 [

@@ -159,3 +159,14 @@ def test_installed_entry_point_runs(args: list[str]) -> None:
         [sys.executable, "-m", "lawful.cli", *args], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_policy_versions_does_not_record_the_current_file(tmp_path: Path, store_url: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(STARTER)
+    run("policy", "load", "--policy", str(path), "--store", store_url)
+    path.write_text(
+        STARTER.replace("channels: [email]\n    lists", "channels: [email, sms]\n    lists")
+    )
+    code, out, _ = run("policy", "versions", "--policy", str(path), "--store", store_url, "--json")
+    assert code == 0 and [v["number"] for v in json.loads(out)] == [1]

@@ -252,7 +252,7 @@ def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Pro
         yield from _check_categories((*path, "categories"), recipient.categories, names)
         own = [p for p in (recipient.purposes or naming) if p in purposes]
         allowed = {c for p in own for c in purposes[p].categories}
-        taxonomy = load_taxonomy().with_categories(_custom_entries(policy))
+        taxonomy = policy.taxonomy()
         for i, category in enumerate(recipient.categories):
             if (
                 own
@@ -275,15 +275,6 @@ def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Pro
         if policy.sale is not None and recipient.share and not policy.sale.shares:
             yield _error((*path, "share"), "disclosure marked as sharing, but sale.shares is false")
         yield from _recipient_transfers(policy, name, recipient, served)
-
-
-def _custom_entries(policy: Policy) -> list[Any]:
-    from lawful.policy.taxonomy import TaxonomyEntry
-
-    return [
-        TaxonomyEntry(key=k, name=c.name or k, description=c.description or "", parent=c.parent)
-        for k, c in (policy.categories or {}).items()
-    ]
 
 
 # Recipients "anywhere" that are not transfers needing a safeguard: disclosures required

@@ -225,7 +225,8 @@ def _requests_reason(change: Change) -> str | None:
         return "the rights people have (a right no longer offered)"
     if field_ in _RIGHTS_EXERCISE:
         return "how rights are exercised"
-    if field_ == "deadline" and _longer(change):
+    deadline_field = change.path[2] if len(change.path) > 2 else None
+    if field_ == "deadline" and deadline_field != "calendars" and _longer(change):
         return "how rights are exercised (a longer deadline)"
     return None
 

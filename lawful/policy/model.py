@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     Tag,
     field_validator,
     model_validator,
@@ -28,7 +29,14 @@ from pydantic import (
 from lawful.policy.countries import Country, CountryOrAnywhere
 from lawful.policy.durations import Duration
 from lawful.policy.jurisdictions import JURISDICTION_KEYS, get_jurisdiction
-from lawful.policy.taxonomy import load_taxonomy
+from lawful.policy.taxonomy import (
+    LegalCategories,
+    Taxonomy,
+    TaxonomyEntry,
+    gdpr_special_categories,
+    legal_categories,
+    load_taxonomy,
+)
 from lawful.policy.vocabulary import (
     Basis,
     BelowMinAge,
@@ -83,6 +91,10 @@ def _unique(values: list[Any]) -> list[Any]:
 
 def ListOf(item: Any) -> Any:
     return Annotated[list[item], BeforeValidator(_one_or_many)]
+
+
+# true/false only: pydantic would otherwise read "yes", "no", "on" or 1 as booleans.
+Flag = Annotated[bool, Strict()]
 
 
 def _check_jurisdiction(value: object) -> object:
@@ -259,6 +271,13 @@ class SubjectKind(Model):
 _CCPA_LETTER = re.compile(r"^[A-K]$")
 
 
+def _check_special(value: object) -> object:
+    names = gdpr_special_categories()
+    if value is None or value in names:
+        return value
+    raise fail(unknown(value, "a GDPR special category", names))
+
+
 class CustomCategory(Model):
     parent: CategoryKey = Field(
         description="the fideslang category it refines, e.g. user.job_title"
@@ -272,8 +291,10 @@ class CustomCategory(Model):
         ]
         | None
     ) = Field(None, description="CCPA categories A-K, when not inherited from the parent")
-    sensitive: bool | None = Field(None, description="CCPA sensitive personal information")
-    special: str | None = Field(None, description="GDPR Art. 9/10 special category it belongs to")
+    sensitive: Flag | None = Field(None, description="CCPA sensitive personal information")
+    special: Annotated[str | None, BeforeValidator(_check_special)] = Field(
+        None, description="GDPR Art. 9/10 special category it belongs to, e.g. health"
+    )
 
 
 # --- purposes ---------------------------------------------------------------------------
@@ -286,10 +307,10 @@ class ConsentSpec(Model):
     expires: Duration | None = Field(
         None, description="consent lapses after this long, e.g. 1 year"
     )
-    separate: bool = Field(
+    separate: Flag = Field(
         False, description="a separate consent just for this (PIPL Art. 14, 29, 39)"
     )
-    renew_on_material_change: bool = True
+    renew_on_material_change: Flag = True
 
     @field_validator("via")
     @classmethod
@@ -300,11 +321,11 @@ class ConsentSpec(Model):
 
 
 class AutomatedDecision(Model):
-    significant: bool = Field(
+    significant: Flag = Field(
         True, description="produces legal or similarly significant effects (GDPR Art. 22)"
     )
     logic: str | None = Field(None, description="meaningful information about the logic involved")
-    human_review: bool = True
+    human_review: Flag = True
 
 
 class RetentionSpec(Model):
@@ -355,18 +376,18 @@ class Purpose(Model):
     categories: ListOf(CategoryKey) = Field(description="the data categories this purpose uses")
     subjects: ListOf(Name) = Field([], description="subject kinds it concerns (default: all)")
     sources: ListOf(choice(Source, "a data source")) = []
-    required: bool = Field(False, description="providing the data is mandatory for the service")
+    required: Flag = Field(False, description="providing the data is mandatory for the service")
     channels: ListOf(choice(Channel, "a marketing channel")) = []
     lists: ListOf(Name) = Field([], description="marketing lists (declared under marketing.lists)")
     consent: ConsentSpec | None = Field(
         None, description="how consent is collected, when it is a basis"
     )
-    automated_decision: AutomatedDecision | bool = False
-    sale: bool = Field(False, description="a sale of personal information under CCPA")
-    share: bool = Field(
+    automated_decision: AutomatedDecision | Flag = False
+    sale: Flag = Field(False, description="a sale of personal information under CCPA")
+    share: Flag = Field(
         False, description="sharing for cross-context behavioural advertising (CCPA)"
     )
-    targeted_advertising: bool = False
+    targeted_advertising: Flag = False
     recipients: ListOf(Name) = []
     cookies: ListOf(Name) = Field([], description="cookie categories this purpose relies on")
     retention: (
@@ -422,9 +443,9 @@ class Recipient(Model):
     categories: ListOf(CategoryKey) = Field(
         [], description="categories it may receive (default: its purposes')"
     )
-    sale: bool = False
-    share: bool = False
-    essential: bool = Field(
+    sale: Flag = False
+    share: Flag = False
+    essential: Flag = Field(
         False, description="the service cannot work without it (restricting it stops the service)"
     )
     privacy_policy: Url | None = None
@@ -444,7 +465,7 @@ class TransferRule(Model):
     accept: ListOf(choice(Safeguard, "a transfer safeguard")) = Field(
         [], description="any one of these suffices, e.g. [adequacy, scc, bcr]"
     )
-    deidentify: bool = Field(False, description="de-identify data before it leaves")
+    deidentify: Flag = Field(False, description="de-identify data before it leaves")
 
 
 class Transfers(Model):
@@ -498,7 +519,7 @@ class Requests(Model):
     fee: FeeRule = FeeRule()
     repeat_limit: RepeatLimit | None = None
     exceptions: ListOf(choice(RequestException, "a ground for refusal")) = []
-    authorised_agents: bool = True
+    authorised_agents: Flag = True
     contact: Email | None = Field(
         None, description="where requests are sent (default: privacy_email)"
     )
@@ -517,9 +538,9 @@ class Requests(Model):
 class CookieCategory(Model):
     name: str | None = None
     description: str | None = None
-    optional: bool = Field(description="false only for strictly necessary cookies")
+    optional: Flag = Field(description="false only for strictly necessary cookies")
     purposes: ListOf(Name) = []
-    third_party: bool = False
+    third_party: Flag = False
     lifetime: Duration | None = None
 
 
@@ -540,10 +561,10 @@ class MarketingList(Model):
 
 
 class Unsubscribe(Model):
-    link: bool = True
-    one_click: bool = Field(True, description="RFC 8058 List-Unsubscribe-Post")
+    link: Flag = True
+    one_click: Flag = Field(True, description="RFC 8058 List-Unsubscribe-Post")
     email: Email | None = None
-    all_lists: bool = Field(True, description="people may leave every list at once")
+    all_lists: Flag = Field(True, description="people may leave every list at once")
 
 
 class Marketing(Model):
@@ -552,7 +573,7 @@ class Marketing(Model):
         [], description="messages that cannot be opted out of, e.g. purchase_notices"
     )
     unsubscribe: Unsubscribe = Unsubscribe()
-    limit_ad_tracking: bool = Field(False, description="people may opt out of targeted ads")
+    limit_ad_tracking: Flag = Field(False, description="people may opt out of targeted ads")
 
 
 # --- security, breaches, changes --------------------------------------------------------
@@ -565,20 +586,20 @@ class Security(Model):
 
 class Breaches(Model):
     notify_authority_within: Duration | None = None
-    notify_subjects: bool = True
+    notify_subjects: Flag = True
     notify_subjects_within: Duration | None = None
     channels: ListOf(choice(BreachChannel, "a notification channel")) = []
 
 
 class Changes(Model):
     notify: ListOf(choice(ChangeNotice, "a way to announce changes")) = []
-    material_requires_consent: bool = False
+    material_requires_consent: Flag = False
     advance_notice: Duration | None = None
 
 
 class Sale(Model):
-    sells: bool = Field(False, description="whether any personal information is sold (CCPA)")
-    shares: bool = Field(False, description="whether any is shared for cross-context ads (CCPA)")
+    sells: Flag = Field(False, description="whether any personal information is sold (CCPA)")
+    shares: Flag = Field(False, description="whether any is shared for cross-context ads (CCPA)")
 
 
 # --- the policy -------------------------------------------------------------------------
@@ -649,6 +670,34 @@ class Policy(Model):
     @property
     def key(self) -> str:
         return self.controller.key
+
+    def taxonomy(self) -> Taxonomy:
+        """fideslang's taxonomy with this policy's custom categories."""
+        return load_taxonomy().with_categories(
+            TaxonomyEntry(key=k, name=c.name or k, description=c.description or "", parent=c.parent)
+            for k, c in self.categories.items()
+        )
+
+    def legal_categories(self, key: str) -> LegalCategories:
+        """CCPA letters, CCPA sensitivity and GDPR special category of a data category.
+
+        Inherited through the parents; a custom category's own `ccpa`, `sensitive` and
+        `special` override what it inherits (the nearest declaration wins).
+        """
+        taxonomy = self.taxonomy()
+        found = legal_categories(key, taxonomy)
+        ccpa, sensitive, special = found.ccpa, found.ccpa_sensitive, found.gdpr_special
+        for k in reversed([key, *taxonomy.category_ancestors(key)]):
+            custom = self.categories.get(k)
+            if custom is None:
+                continue
+            if custom.ccpa is not None:
+                ccpa = frozenset(custom.ccpa)
+            if custom.sensitive is not None:
+                sensitive = custom.sensitive
+            if custom.special is not None:
+                special = gdpr_special_categories()[custom.special]
+        return LegalCategories(ccpa=ccpa, ccpa_sensitive=sensitive, gdpr_special=special)
 
     def retention_rules(self) -> dict[str, RetentionSpec]:
         """Named rules plus the rules written inline under purposes (named `purpose:<name>`)."""

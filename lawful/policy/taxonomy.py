@@ -180,3 +180,8 @@ def legal_categories(key: str, taxonomy: Taxonomy) -> LegalCategories:
         None,
     )
     return LegalCategories(ccpa=ccpa, ccpa_sensitive=sensitive, gdpr_special=special)
+
+
+def gdpr_special_categories() -> dict[str, str]:
+    """GDPR Art. 9(1) and Art. 10 categories: the word a policy uses -> the law's name."""
+    return {key: entry["name"] for key, entry in _legal_schemes()["gdpr_special"].items()}

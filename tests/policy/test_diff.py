@@ -881,3 +881,17 @@ def test_cli_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert f"error: {missing}: no such file" in result.stderr
+
+
+def test_a_holiday_calendar_change_is_not_a_longer_deadline() -> None:
+    from lawful.policy import diff_policies
+
+    old = load_policy_text(STARTER, "old.yaml").policy
+    new = load_policy_text(
+        STARTER.replace(
+            "    extension: 2 months\n", "    extension: 2 months\n    calendars: {eu: IE}\n"
+        ),
+        "new.yaml",
+    ).policy
+    [change] = diff_policies(old, new).changes
+    assert change.path == ("requests", "deadline", "calendars", "eu") and not change.material
