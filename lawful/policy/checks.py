@@ -15,7 +15,7 @@ from typing import Any
 from lawful.policy.countries import ANYWHERE
 from lawful.policy.durations import Duration
 from lawful.policy.jurisdictions import JURISDICTIONS, Jurisdiction
-from lawful.policy.model import BUILTIN_ANCHORS, Policy, RetentionSpec
+from lawful.policy.model import BUILTIN_ANCHORS, Policy, RetentionRule
 from lawful.policy.problems import Path, Problem
 from lawful.policy.taxonomy import load_taxonomy
 from lawful.policy.vocabulary import (
@@ -367,11 +367,11 @@ def _transfers(policy: Policy, served: list[str]) -> Iterator[Problem]:
 
 def _retention(policy: Policy, names: Names) -> Iterator[Problem]:
     anchors = [*BUILTIN_ANCHORS, *sorted(names.events)]
-    rules: list[tuple[Path, RetentionSpec]] = [
+    rules: list[tuple[Path, RetentionRule]] = [
         (("retention", name), rule) for name, rule in (policy.retention or {}).items()
     ]
     for name, purpose in (policy.purposes or {}).items():
-        if isinstance(purpose.retention, RetentionSpec):
+        if isinstance(purpose.retention, RetentionRule):
             rules.append((("purposes", name, "retention"), purpose.retention))
     for path, rule in rules:
         if rule.from_ not in anchors:

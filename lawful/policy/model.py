@@ -328,7 +328,7 @@ class AutomatedDecision(Model):
     human_review: Flag = True
 
 
-class RetentionSpec(Model):
+class RetentionRule(Model):
     """A retention rule; under `retention:` it has a name, under a purpose it is inline."""
 
     description: str | None = None
@@ -352,7 +352,7 @@ class RetentionSpec(Model):
     law: str | None = Field(None, description="the law that sets this period, cited")
 
     @model_validator(mode="after")
-    def _period(self) -> RetentionSpec:
+    def _period(self) -> RetentionRule:
         if self.keep is None and not self.criteria:
             raise fail("say how long: keep (e.g. '3 years') or, without a fixed period, criteria")
         return self
@@ -392,7 +392,7 @@ class Purpose(Model):
     cookies: ListOf(Name) = Field([], description="cookie categories this purpose relies on")
     retention: (
         Annotated[
-            Annotated[Name, Tag("<rule name>")] | Annotated[RetentionSpec, Tag("<inline rule>")],
+            Annotated[Name, Tag("<rule name>")] | Annotated[RetentionRule, Tag("<inline rule>")],
             Discriminator(lambda v: "<rule name>" if isinstance(v, str) else "<inline rule>"),
         ]
         | None
@@ -643,7 +643,7 @@ class Policy(Model):
     purposes: dict[Name, Purpose] = Field(description="why data is used, each with its basis")
     recipients: dict[Name, Recipient] = {}
     transfers: Transfers = Transfers()
-    retention: dict[Name, RetentionSpec] = {}
+    retention: dict[Name, RetentionRule] = {}
     requests: Requests = Field(description="the rights offered, verification and deadlines")
     cookies: dict[Name, CookieCategory] = {}
     signals: Signals = Signals()
@@ -699,11 +699,11 @@ class Policy(Model):
                 special = gdpr_special_categories()[custom.special]
         return LegalCategories(ccpa=ccpa, ccpa_sensitive=sensitive, gdpr_special=special)
 
-    def retention_rules(self) -> dict[str, RetentionSpec]:
+    def retention_rules(self) -> dict[str, RetentionRule]:
         """Named rules plus the rules written inline under purposes (named `purpose:<name>`)."""
         rules = dict(self.retention)
         for name, purpose in self.purposes.items():
-            if isinstance(purpose.retention, RetentionSpec):
+            if isinstance(purpose.retention, RetentionRule):
                 rule = purpose.retention
                 if not rule.purposes:
                     rule = rule.model_copy(update={"purposes": [name]})

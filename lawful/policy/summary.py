@@ -6,7 +6,7 @@ from typing import Any
 
 from lawful.policy.durations import Duration
 from lawful.policy.jurisdictions import JURISDICTIONS
-from lawful.policy.model import Policy, RetentionSpec
+from lawful.policy.model import Policy, RetentionRule
 from lawful.policy.vocabulary import RequestKind
 
 
@@ -31,7 +31,7 @@ def _basis(policy: Policy, name: str) -> str:
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _rule_text(rule: RetentionSpec) -> str:
+def _rule_text(rule: RetentionRule) -> str:
     if rule.keep is None:
         return f"no fixed period ({rule.criteria}), then {rule.then.value}"
     return f"{rule.keep} from {rule.from_}, then {rule.then.value}"

@@ -110,7 +110,7 @@ def test_complete_example_uses_every_key() -> None:
 
 def test_walk_reaches_the_nested_models() -> None:
     names = {model.__name__ for model in _models()}
-    assert {"Policy", "Controller", "Contacts", "Purpose", "RetentionSpec", "Deadlines"} <= names
+    assert {"Policy", "Controller", "Contacts", "Purpose", "RetentionRule", "Deadlines"} <= names
 
 
 @pytest.mark.parametrize("model", _models(), ids=lambda m: m.__name__)

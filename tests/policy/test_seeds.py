@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lawful.policy import Duration, Policy, load_policy
-from lawful.policy.model import RetentionSpec
+from lawful.policy.model import RetentionRule
 from lawful.policy.summary import effective_deadline
 from lawful.policy.vocabulary import (
     Basis,
@@ -41,7 +41,7 @@ def policy(name: str) -> Policy:
     return load_policy(EXAMPLES / f"{name}.yaml").policy
 
 
-def rule(p: Policy, name: str) -> RetentionSpec:
+def rule(p: Policy, name: str) -> RetentionRule:
     return p.retention_rules()[name]
 
 
