@@ -90,6 +90,15 @@ def _undeclared(path: Path, name: str, noun: str, section: str, known: Iterable[
     return _error(path, f"'{name}' is not a declared {noun}; {hint}")
 
 
+def _references(
+    path: Path, values: Iterable[str], known: frozenset[str], noun: str, section: str
+) -> Iterator[Problem]:
+    """Each name in `values` must be declared under `section`."""
+    for i, value in enumerate(values):
+        if value not in known:
+            yield _undeclared((*path, i), value, noun, section, known)
+
+
 def _known_categories(names: Names) -> frozenset[str]:
     return frozenset(load_taxonomy().categories) | names.categories
 
@@ -161,26 +170,18 @@ def _purposes(policy: Policy, names: Names, served: list[str]) -> Iterator[Probl
     for name, purpose in (policy.purposes or {}).items():
         path = ("purposes", name)
         yield from _check_categories((*path, "categories"), purpose.categories, names)
-        for i, subject in enumerate(purpose.subjects):
-            if subject not in names.subjects:
-                yield _undeclared(
-                    (*path, "subjects", i), subject, "subject kind", "subjects", names.subjects
-                )
-        for i, recipient in enumerate(purpose.recipients):
-            if recipient not in names.recipients:
-                yield _undeclared(
-                    (*path, "recipients", i), recipient, "recipient", "recipients", names.recipients
-                )
-        for i, lst in enumerate(purpose.lists):
-            if lst not in names.lists:
-                yield _undeclared(
-                    (*path, "lists", i), lst, "marketing list", "marketing.lists", names.lists
-                )
-        for i, cookie in enumerate(purpose.cookies):
-            if cookie not in names.cookies:
-                yield _undeclared(
-                    (*path, "cookies", i), cookie, "cookie category", "cookies", names.cookies
-                )
+        yield from _references(
+            (*path, "subjects"), purpose.subjects, names.subjects, "subject kind", "subjects"
+        )
+        yield from _references(
+            (*path, "recipients"), purpose.recipients, names.recipients, "recipient", "recipients"
+        )
+        yield from _references(
+            (*path, "lists"), purpose.lists, names.lists, "marketing list", "marketing.lists"
+        )
+        yield from _references(
+            (*path, "cookies"), purpose.cookies, names.cookies, "cookie category", "cookies"
+        )
         if isinstance(purpose.retention, str) and purpose.retention not in names.retention:
             yield _undeclared(
                 (*path, "retention"),
@@ -235,11 +236,9 @@ def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Pro
     purposes = policy.purposes or {}
     for name, recipient in (policy.recipients or {}).items():
         path = ("recipients", name)
-        for i, purpose in enumerate(recipient.purposes):
-            if purpose not in names.purposes:
-                yield _undeclared(
-                    (*path, "purposes", i), purpose, "purpose", "purposes", names.purposes
-                )
+        yield from _references(
+            (*path, "purposes"), recipient.purposes, names.purposes, "purpose", "purposes"
+        )
         naming = [p for p, spec in purposes.items() if name in spec.recipients]
         if recipient.purposes:
             for p in naming:
@@ -383,16 +382,12 @@ def _retention(policy: Policy, names: Names) -> Iterator[Problem]:
             )
             yield _error((*path, "from"), f"'{rule.from_}' is not a known event; {hint}")
         yield from _check_categories((*path, "categories"), rule.categories, names)
-        for i, purpose in enumerate(rule.purposes):
-            if purpose not in names.purposes:
-                yield _undeclared(
-                    (*path, "purposes", i), purpose, "purpose", "purposes", names.purposes
-                )
-        for i, subject in enumerate(rule.subjects):
-            if subject not in names.subjects:
-                yield _undeclared(
-                    (*path, "subjects", i), subject, "subject kind", "subjects", names.subjects
-                )
+        yield from _references(
+            (*path, "purposes"), rule.purposes, names.purposes, "purpose", "purposes"
+        )
+        yield from _references(
+            (*path, "subjects"), rule.subjects, names.subjects, "subject kind", "subjects"
+        )
         if path[0] == "retention" and not (rule.categories or rule.purposes or rule.subjects):
             yield _error(path, "say what the rule covers: categories, purposes and/or subjects")
         if rule.keep is None:
@@ -499,11 +494,9 @@ def _cookies_signals_marketing(
                 ("cookies", name, "optional"),
                 "strictly necessary cookies cannot be optional (ePrivacy Art. 5(3)); set optional: false",
             )
-        for i, purpose in enumerate(cookie.purposes):
-            if purpose not in names.purposes:
-                yield _undeclared(
-                    ("cookies", name, "purposes", i), purpose, "purpose", "purposes", names.purposes
-                )
+        yield from _references(
+            ("cookies", name, "purposes"), cookie.purposes, names.purposes, "purpose", "purposes"
+        )
     if policy.signals is not None and policy.signals.gpc is SignalHandling.ignore:
         for jur in served:
             if JURISDICTIONS[jur].gpc_required:
