@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lawful import __version__
+from lawful.audit import AuditLog
 from lawful.engine import Engine, policy_path, store_url
 from lawful.policy import LoadedPolicy, PolicyError, diff_policies, load_policy
 from lawful.policy.summary import render_summary, summary
@@ -32,8 +33,10 @@ policy_app = typer.Typer(
     help="Policy versions and what changed between them.", no_args_is_help=True
 )
 store_app = typer.Typer(help="The engine's own database.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(store_app, name="store")
+app.add_typer(audit_app, name="audit")
 
 PolicyOption = Annotated[
     Path | None,
@@ -298,6 +301,70 @@ def store_status(store: StoreOption = None, as_json: JsonOption = False) -> None
         typer.echo(f"{opened.url}: revision {current or 'none'}, {state}")
     if current != head:
         raise typer.Exit(1)
+
+
+def _audit_log(policy: Path | None, store: str | None) -> AuditLog:
+    key = _load_or_exit(_existing(policy_path(policy))).policy.key
+    try:
+        return AuditLog(open_store(store_url(store)), key)
+    except StoreError as exc:
+        _refuse(str(exc))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    policy: PolicyOption = None, store: StoreOption = None, as_json: JsonOption = False
+) -> None:
+    """Recompute the controller's hash chain; exit 1 at the first broken link."""
+    log = _audit_log(policy, store)
+    with log.store:
+        result = log.verify()
+    if as_json:
+        broken = (
+            {"seq": result.broken.seq, "reason": result.broken.reason} if result.broken else None
+        )
+        _print_json(
+            {
+                "controller": result.controller,
+                "ok": result.ok,
+                "checked": result.checked,
+                "head": result.head_seq,
+                "broken": broken,
+            }
+        )
+    elif result.ok:
+        typer.echo(f"{result.controller}: audit chain intact, {result.checked} events verified")
+    else:
+        assert result.broken is not None
+        typer.echo(
+            f"{result.controller}: audit chain BROKEN at event {result.broken.seq}: {result.broken.reason} "
+            f"({result.checked} events before it verified)"
+        )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Only events of this subject (identity hash).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many events, newest last.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the controller's audit events, oldest first."""
+    log = _audit_log(policy, store)
+    with log.store:
+        events = log.events(subject=subject, last=limit)
+    if as_json:
+        _print_json([e.to_dict() for e in events])
+        return
+    for e in events:
+        who = f" subject {e.subject[:12]}…" if e.subject else ""
+        details = json.dumps(e.data, ensure_ascii=False, sort_keys=True) if e.data else ""
+        typer.echo(f"{e.seq:>6}  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind}{who}  {details}")
 
 
 def main() -> None:

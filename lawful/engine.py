@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lawful.audit import AuditLog
 from lawful.policy import (
     LoadedPolicy,
     Policy,
@@ -93,6 +94,18 @@ def record_policy(store: Store, loaded: LoadedPolicy) -> Recorded:
         changes=[c.to_dict() for c in diff.changes] if diff else None,
         material=material,
     )
+    if created:
+        # Ids and counts only: an audit event carries no personal data.
+        AuditLog(store, policy.key).record(
+            "policy.version_recorded",
+            data={
+                "version": version.number,
+                "content_hash": version.content_hash,
+                "material": version.material,
+                "changes": len(diff.changes) if diff else None,
+                "renew_consent": list(diff.renew_consent) if diff else [],
+            },
+        )
     return Recorded(version, created, diff if created else None)
 
 

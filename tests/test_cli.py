@@ -138,9 +138,9 @@ def test_store_status_and_upgrade(tmp_path: Path, store_url: str) -> None:
     code, out, _ = run("store", "status", "--store", store_url, "--json")
     assert code == 1 and json.loads(out)["revision"] is None
     code, out, _ = run("store", "upgrade", "--store", store_url)
-    assert code == 0 and "at revision 0003" in out
+    assert code == 0 and "at revision 0004" in out
     code, out, _ = run("store", "status", "--store", store_url)
-    assert code == 0 and "revision 0003, up to date" in out
+    assert code == 0 and "revision 0004, up to date" in out
 
 
 def test_unreachable_store_is_a_clear_refusal(tmp_path: Path) -> None:
@@ -170,3 +170,32 @@ def test_policy_versions_does_not_record_the_current_file(tmp_path: Path, store_
     )
     code, out, _ = run("policy", "versions", "--policy", str(path), "--store", store_url, "--json")
     assert code == 0 and [v["number"] for v in json.loads(out)] == [1]
+
+
+def test_audit_verify_and_show(tmp_path: Path, store_url: str) -> None:
+    import sqlalchemy as sa
+
+    from lawful.store import open_store
+
+    path = tmp_path / "p.yaml"
+    path.write_text(STARTER)
+    run("policy", "load", "--policy", str(path), "--store", store_url)
+    path.write_text(
+        STARTER.replace("channels: [email]\n    lists", "channels: [email, sms]\n    lists")
+    )
+    run("policy", "load", "--policy", str(path), "--store", store_url)
+    args = ["--policy", str(path), "--store", store_url]
+    code, out, _ = run("audit", "verify", *args)
+    assert (code, out.strip()) == (0, "example-ltd: audit chain intact, 2 events verified")
+    code, out, _ = run("audit", "show", *args, "--json", "--limit", "1")
+    [event] = json.loads(out)
+    assert (event["seq"], event["kind"]) == (2, "policy.version_recorded")
+    assert event["data"]["version"] == 2 and event["data"]["renew_consent"] == ["newsletter"]
+    with open_store(store_url) as store, store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_events SET kind = 'x' WHERE seq = 1"))
+    code, out, _ = run("audit", "verify", *args)
+    assert code == 1
+    assert out.strip() == (
+        "example-ltd: audit chain BROKEN at event 1: event 1 was altered after it was written "
+        "(0 events before it verified)"
+    )

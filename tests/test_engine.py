@@ -132,3 +132,21 @@ def test_reverting_the_policy_file_records_the_old_text_as_current(
         assert [c.path for c in engine.recorded.diff.changes] == [
             ("purposes", "newsletter", "channels")
         ]
+
+
+def test_each_new_version_writes_one_audit_event_and_reloading_writes_none(
+    tmp_path: Path, store_url: str
+) -> None:
+    from lawful.audit import AuditLog
+
+    path = _write(tmp_path, STARTER)
+    Engine.open(path, store_url).close()
+    Engine.open(path, store_url).close()  # unchanged: no event
+    with Engine.open(path, store_url) as engine:
+        log = AuditLog(engine.store, engine.policy.key)
+        events = log.events()
+        assert [(e.seq, e.kind, e.data["version"]) for e in events] == [
+            (1, "policy.version_recorded", 1)
+        ]
+        assert events[0].data["content_hash"] == engine.policy_version.content_hash
+        assert log.verify().ok

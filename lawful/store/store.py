@@ -212,6 +212,13 @@ class Store:
                 query = query.order_by(policy_versions.c.number)
             return [_policy_version(row, controller_key) for row in conn.execute(query)]
 
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction, retried when a concurrent writer wins a race.
+
+        Capabilities write through this, so a change and its audit event commit together.
+        """
+        return self._write(work)
+
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in a transaction; when a concurrent writer wins a unique
         constraint (same controller created, same number taken), retry in a fresh one."""

@@ -16,7 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
 from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, StoreError, open_store
-from lawful.store.tables import controllers, metadata, policy_versions
+from lawful.store.schema import all_tables
+from lawful.store.tables import controllers, policy_versions
 from lawful.store.types import UTCDateTime
 
 PASSWORD = "s3cret-pw"
@@ -48,7 +49,7 @@ def table_names(store: Store) -> set[str]:
 def schema_differences(store: Store) -> list[Any]:
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        return compare_metadata(context, metadata)
+        return compare_metadata(context, all_tables())
 
 
 # -- migrations ----------------------------------------------------------------------
@@ -57,13 +58,13 @@ def schema_differences(store: Store) -> list[Any]:
 def test_upgrade_empty_database_to_head(store_url: str) -> None:
     with open_store(store_url, upgrade=False) as store:
         assert store.current_revision() is None
-        assert store.head_revision() == "0003"
+        assert store.head_revision() == "0004"
         store.upgrade()
-        assert store.current_revision() == "0003"
+        assert store.current_revision() == "0004"
         assert {"controllers", "policy_versions"} <= table_names(store)
     # Opening an up-to-date store again migrates nothing and works.
     with open_store(store_url) as store:
-        assert store.current_revision() == "0003"
+        assert store.current_revision() == "0004"
 
 
 def test_upgrade_from_previous_revision_keeps_rows(store_url: str) -> None:
@@ -99,7 +100,7 @@ def test_upgrade_from_previous_revision_keeps_rows(store_url: str) -> None:
             )
 
         store.upgrade()
-        assert store.current_revision() == "0003"
+        assert store.current_revision() == "0004"
         [version] = store.policy_versions("old")
         assert (version.number, version.label, version.text) == (1, "2025-03", "v1")
         assert version.effective_date == date(2025, 3, 1)
@@ -124,7 +125,7 @@ def test_downgrade_to_base_and_back(store: Store) -> None:
     assert store.current_revision() is None
     assert not {"controllers", "policy_versions"} & table_names(store)
     store.upgrade()
-    assert store.current_revision() == "0003"
+    assert store.current_revision() == "0004"
     assert store.policy_versions("seestar-store") == []
 
 
@@ -375,7 +376,7 @@ def test_postgres_urls_use_psycopg(pg_url: str, scheme: str) -> None:
         assert PASSWORD not in store.url
         assert "postgres:***@" in store.url
         assert repr(store) == f"Store({store.url!r})"
-        assert store.current_revision() == "0003"
+        assert store.current_revision() == "0004"
 
 
 def test_policy_version_is_frozen(store: Store) -> None:
@@ -418,7 +419,7 @@ def test_upgrade_from_0002_keeps_versions_and_allows_reverting(store_url: str) -
         record(store, "A")
         record(store, "B")
         store.upgrade()
-        assert store.current_revision() == "0003"
+        assert store.current_revision() == "0004"
         assert [v.number for v in store.policy_versions("seestar-store")] == [1, 2]
         assert record(store, "A")[0].number == 3
         # the old schema cannot hold a recurring text, so going back down refuses

@@ -7,7 +7,7 @@ so there is no alembic.ini and no URL here.
 
 from alembic import context
 
-from lawful.store.tables import metadata
+from lawful.store.schema import all_tables
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -18,7 +18,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=all_tables(),
     render_as_batch=True,  # SQLite can't ALTER most things: batch mode rebuilds the table
     compare_type=True,
 )

@@ -1,0 +1,16 @@
+"""Every capability's tables on one MetaData, for migrations and schema checks.
+
+Each capability owns its tables (lawful/<capability>/tables.py) on the shared
+`lawful.store.tables.metadata`; importing them here registers them all.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+
+def all_tables() -> MetaData:
+    import lawful.audit.tables  # noqa: F401  (registers the audit tables)
+    from lawful.store.tables import metadata
+
+    return metadata
