@@ -199,14 +199,33 @@ class SecurityMeasure(StrEnum):
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str | None:
-    """The closest option to a misspelt word, or None."""
-    options = list(options)
-    lowered = {o.lower().replace("-", "_"): o for o in options}
-    key = word.strip().lower().replace("-", "_").replace(" ", "_")
-    if key in lowered:
-        return lowered[key]
-    match = difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.6)
-    return lowered[match[0]] if match else None
+    """The option `word` was most likely meant to be, or None when nothing is close.
+
+    Case, '-' and spaces don't count. For dotted keys a close last segment is enough,
+    so a typo at the end (``user.contact.emial``) and a missing middle segment
+    (``user.email``) both find ``user.contact.email``.
+    """
+    by_norm = {_norm(o): o for o in options}
+    w = _norm(word)
+    if w in by_norm:
+        return by_norm[w]
+    # A strict whole-key match first: it keeps the right branch when several keys end alike.
+    close = difflib.get_close_matches(w, by_norm, n=1, cutoff=0.8)
+    if close:
+        return by_norm[close[0]]
+    by_last: dict[str, list[str]] = {}
+    for norm in sorted(by_norm):
+        by_last.setdefault(norm.rpartition(".")[2], []).append(norm)
+    close = difflib.get_close_matches(w.rpartition(".")[2], by_last, n=1, cutoff=0.75)
+    if close:
+        best = max(by_last[close[0]], key=lambda n: difflib.SequenceMatcher(None, w, n).ratio())
+        return by_norm[best]
+    close = difflib.get_close_matches(w, by_norm, n=1, cutoff=0.6)
+    return by_norm[close[0]] if close else None
+
+
+def _norm(word: str) -> str:
+    return word.strip().lower().replace("-", "_").replace(" ", "_")
 
 
 def unknown(word: object, noun: str, options: Iterable[str]) -> str:

@@ -8,10 +8,10 @@ import pytest
 from lawful.policy.taxonomy import (
     LegalCategories,
     TaxonomyEntry,
-    did_you_mean,
     legal_categories,
     load_taxonomy,
 )
+from lawful.policy.vocabulary import did_you_mean
 
 
 def _data(name: str) -> dict:
