@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,7 +18,7 @@ import typer
 from lawful import __version__
 from lawful.audit import AuditLog
 from lawful.engine import Engine, policy_path, store_url
-from lawful.policy import LoadedPolicy, PolicyError, diff_policies, load_policy
+from lawful.policy import LoadedPolicy, PolicyError, diff_policies, load_policy, starter_policy
 from lawful.policy.summary import render_summary, summary
 from lawful.store import StoreError, open_store
 
@@ -96,7 +95,7 @@ def init(
     """Write a commented starter policy to edit."""
     if path.exists() and not force:
         _usage(f"{path} already exists; pass --force to overwrite it")
-    starter = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+    starter = starter_policy()
     try:
         path.write_text(starter, encoding="utf-8")
     except OSError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,9 @@ from typer.testing import CliRunner
 
 from lawful import __version__
 from lawful.cli import app
+from lawful.policy import starter_policy
 
-STARTER = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+STARTER = starter_policy()
 runner = CliRunner()
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from lawful.engine import Engine, policy_path, store_url
-from lawful.policy import load_policy_text
+from lawful.policy import load_policy_text, starter_policy
 from lawful.store import open_store
 
-STARTER = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+STARTER = starter_policy()
 
 
 def _write(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:

@@ -2,7 +2,13 @@
 
 from lawful.policy.diff import Change, PolicyDiff, diff_policies
 from lawful.policy.durations import Duration
-from lawful.policy.load import LoadedPolicy, content_hash, load_policy, load_policy_text
+from lawful.policy.load import (
+    LoadedPolicy,
+    content_hash,
+    load_policy,
+    load_policy_text,
+    starter_policy,
+)
 from lawful.policy.model import Policy
 from lawful.policy.problems import PolicyError, Problem
 
@@ -18,4 +24,5 @@ __all__ = [
     "diff_policies",
     "load_policy",
     "load_policy_text",
+    "starter_policy",
 ]

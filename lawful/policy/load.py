@@ -14,6 +14,7 @@ import types
 import typing
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
@@ -55,6 +56,11 @@ def load_policy_text(text: str, file: str = "<policy>") -> LoadedPolicy:
     except YamlProblem as exc:
         raise PolicyError([exc.problem]) from None
     return _load(doc)
+
+
+def starter_policy() -> str:
+    """The commented starter policy `lawful init` writes (it passes `lawful check`)."""
+    return resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
 
 
 def content_hash(policy: Policy) -> str:

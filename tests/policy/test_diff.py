@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,11 @@ from lawful.policy import (
     content_hash,
     diff_policies,
     load_policy_text,
+    starter_policy,
 )
 from lawful.policy.problems import format_path
 
-STARTER = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+STARTER = starter_policy()
 
 Edit = tuple[str, str]
 

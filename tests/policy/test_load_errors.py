@@ -4,15 +4,14 @@ what is wrong and how to fix it — never a traceback."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from lawful.policy import PolicyError, load_policy, load_policy_text
+from lawful.policy import PolicyError, load_policy, load_policy_text, starter_policy
 from lawful.policy.yamlfile import MAX_BYTES
 
-STARTER = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+STARTER = starter_policy()
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,11 @@ of custom categories, retention rules written inline."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pytest
 
-from lawful.policy import PolicyError, load_policy_text
+from lawful.policy import PolicyError, load_policy_text, starter_policy
 
-STARTER = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+STARTER = starter_policy()
 
 
 @pytest.mark.parametrize("word", ["yes", "no", "on", "1", "'true'"])

@@ -3,13 +3,11 @@ law accepts, and a policy may narrow the law's mechanisms but never widen them."
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pytest
 
-from lawful.policy import PolicyError, load_policy_text
+from lawful.policy import PolicyError, load_policy_text, starter_policy
 
-STARTER = resources.files("lawful.policy").joinpath("data/starter.yaml").read_text("utf-8")
+STARTER = starter_policy()
 RECIPIENT = "    role: processor\n    country: US\n    safeguards: [dpf, scc]"
 
 
