@@ -32,6 +32,8 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from lawful.policy.vocabulary import did_you_mean
+
 # Average lengths, for ordering only (a year is 12 months, so "1 year" and "12 months"
 # have the same length here as they are equal).
 DAYS_PER_YEAR = 365.25
@@ -70,11 +72,6 @@ _ISO = re.compile(
 
 def _invalid(value: str, hint: str = "") -> ValueError:
     return ValueError(f"'{value}' is not a duration: {hint or _EXAMPLES}")
-
-
-def _guess(word: str, options: list[str]) -> str | None:
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return match[0] if match else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,7 +316,7 @@ def _read_number(value: str, tokens: list[str], i: int) -> tuple[int, int]:
         return _NUMBERS[word], i + 1
     if re.fullmatch(r"\d+[.,]\d+", word):
         raise _invalid(value, "use whole numbers, e.g. '36 hours' rather than '1.5 days'")
-    guess = _guess(word, [w for w in _NUMBERS if len(w) > 2])
+    guess = did_you_mean(word, [w for w in _NUMBERS if len(w) > 2])
     if guess and i + 1 < len(tokens):
         raise ValueError(
             f"'{value}' is not a duration: did you mean '{_fix(tokens, i, 1, guess)}'?"
@@ -343,7 +340,7 @@ def _read_unit(value: str, tokens: list[str], i: int) -> tuple[str, int]:
     if tokens[i] in ("minute", "minutes", "second", "seconds"):
         raise _invalid(value, "the smallest unit is hours, e.g. '72 hours'")
     for width in (2, 1) if i + 1 < len(tokens) else (1,):
-        guess = _guess(" ".join(tokens[i : i + width]), list(_UNITS))
+        guess = did_you_mean(" ".join(tokens[i : i + width]), list(_UNITS))
         if guess:
             raise ValueError(
                 f"'{value}' is not a duration: did you mean '{_fix(tokens, i, width, guess)}'?"
