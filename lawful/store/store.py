@@ -88,7 +88,7 @@ class Store:
 
     def ensure_controller(self, key: str, name: str) -> int:
         """The id of controller `key`, created if new; its name is updated if it changed."""
-        return self._write(lambda conn: _ensure_controller(conn, key, name))
+        return self.write(lambda conn: _ensure_controller(conn, key, name))
 
     # -- policy versions ---------------------------------------------------------------
 
@@ -171,7 +171,7 @@ class Store:
             ).one()
             return _policy_version(row, controller_key), inserted is not None
 
-        return self._write(record)
+        return self.write(record)
 
     def latest_policy_version(self, controller_key: str) -> PolicyVersion | None:
         versions = self._versions(controller_key, newest_only=True)
@@ -217,11 +217,6 @@ class Store:
 
         Capabilities write through this, so a change and its audit event commit together.
         """
-        return self._write(work)
-
-    def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in a transaction; when a concurrent writer wins a unique
-        constraint (same controller created, same number taken), retry in a fresh one."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
