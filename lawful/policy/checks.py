@@ -234,6 +234,7 @@ def _purposes(policy: Policy, names: Names, served: list[str]) -> Iterator[Probl
 
 def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Problem]:
     purposes = policy.purposes or {}
+    taxonomy = policy.taxonomy()
     for name, recipient in (policy.recipients or {}).items():
         path = ("recipients", name)
         yield from _references(
@@ -251,7 +252,6 @@ def _recipients(policy: Policy, names: Names, served: list[str]) -> Iterator[Pro
         yield from _check_categories((*path, "categories"), recipient.categories, names)
         own = [p for p in (recipient.purposes or naming) if p in purposes]
         allowed = {c for p in own for c in purposes[p].categories}
-        taxonomy = policy.taxonomy()
         for i, category in enumerate(recipient.categories):
             if (
                 own
