@@ -37,6 +37,17 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(store_app, name="store")
 app.add_typer(audit_app, name="audit")
 
+
+def _add_capabilities() -> None:
+    # Imported here: the capability CLIs use this module's conventions (_open_engine, ...).
+    from lawful.consent.cli import consent_app, decide
+    from lawful.subjects.cli import keyring_app
+
+    app.add_typer(consent_app, name="consent")
+    app.add_typer(keyring_app, name="keyring")
+    app.command("decide")(decide)
+
+
 PolicyOption = Annotated[
     Path | None,
     typer.Option("--policy", "-p", help="Policy file [default: $LAWFUL_POLICY or ./policy.yaml]"),
@@ -364,6 +375,9 @@ def audit_show(
         who = f" subject {e.subject[:12]}…" if e.subject else ""
         details = json.dumps(e.data, ensure_ascii=False, sort_keys=True) if e.data else ""
         typer.echo(f"{e.seq:>6}  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind}{who}  {details}")
+
+
+_add_capabilities()
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lawful.audit import AuditLog
+from lawful.consent import Consent, Decision, DecisionLogging
 from lawful.policy import (
     LoadedPolicy,
     Policy,
@@ -17,6 +18,7 @@ from lawful.policy import (
 )
 from lawful.policy.problems import PolicyError
 from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, open_store
+from lawful.subjects import Keyring, load_keyring
 
 DEFAULT_POLICY_PATH = "policy.yaml"
 
@@ -43,10 +45,52 @@ class Recorded:
 class Engine:
     """A controller's policy bound to the store that keeps its records."""
 
-    def __init__(self, loaded: LoadedPolicy, store: Store, recorded: Recorded) -> None:
+    def __init__(
+        self,
+        loaded: LoadedPolicy,
+        store: Store,
+        recorded: Recorded,
+        keyring: Keyring | str | Path | None = None,
+        decision_logging: DecisionLogging | None = None,
+    ) -> None:
         self.loaded = loaded
         self.store = store
         self.recorded = recorded
+        self._keyring = keyring
+        self._decision_logging = decision_logging
+        self._consent: Consent | None = None
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys that hash and encrypt identities, loaded when first needed.
+
+        Commands that only read the policy never need it; a missing keyring file is
+        an error that says how to create one.
+        """
+        if not isinstance(self._keyring, Keyring):
+            self._keyring = load_keyring(self._keyring)
+        return self._keyring
+
+    @property
+    def consent(self) -> Consent:
+        """Consent, preferences and decisions (see lawful.consent)."""
+        if self._consent is None:
+            self._consent = Consent(
+                self.store,
+                self.policy,
+                self.policy_version,
+                self.keyring,
+                decision_logging=self._decision_logging,
+            )
+        return self._consent
+
+    def decide(self, subject: object, purpose: str, **options: object) -> Decision:
+        """`engine.consent.decide`: may `purpose` use this subject's data now?"""
+        return self.consent.decide(subject, purpose, **options)  # type: ignore[arg-type]
+
+    def decide_many(self, subjects: object, purpose: str, **options: object) -> list[Decision]:
+        """`engine.consent.decide_many`: decisions for a batch of subjects."""
+        return self.consent.decide_many(subjects, purpose, **options)  # type: ignore[arg-type]
 
     @property
     def policy(self) -> Policy:
@@ -58,14 +102,25 @@ class Engine:
 
     @classmethod
     def open(
-        cls, policy: str | Path | LoadedPolicy | None = None, store: str | Store | None = None
+        cls,
+        policy: str | Path | LoadedPolicy | None = None,
+        store: str | Store | None = None,
+        *,
+        keyring: Keyring | str | Path | None = None,
+        decision_logging: DecisionLogging | None = None,
     ) -> Engine:
-        """Load the policy, open (and migrate) the store, and record the policy's version."""
+        """Load the policy, open (and migrate) the store, and record the policy's version.
+
+        `keyring` is a Keyring or the path of a keyring file (default: $LAWFUL_KEYRING,
+        else ./lawful.keys); it is read only when identities are first needed.
+        """
         loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy_path(policy))
         opened = store if isinstance(store, Store) else open_store(store_url(store))
-        return cls(loaded, opened, record_policy(opened, loaded))
+        return cls(loaded, opened, record_policy(opened, loaded), keyring, decision_logging)
 
     def close(self) -> None:
+        if self._consent is not None:
+            self._consent.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -81,9 +136,20 @@ def record_policy(store: Store, loaded: LoadedPolicy) -> Recorded:
     previous = store.latest_policy_version(policy.key)
     diff: PolicyDiff | None = None
     material = False
+    renew: list[str] | None = None
     if previous is not None and previous.content_hash != loaded.content_hash:
         diff = _diff_from(previous, policy)
         material = diff is None or bool(diff.material)
+        if diff is not None:
+            renew = list(diff.renew_consent)
+        else:
+            # What changed is unknown: every consent the policy lets lapse is renewed.
+            renew = [
+                name
+                for name, p in policy.purposes.items()
+                if "consent" in p.bases()
+                and (p.consent is None or p.consent.renew_on_material_change)
+            ]
     version, created = store.record_policy_version(
         policy.key,
         policy.controller.name,
@@ -93,6 +159,7 @@ def record_policy(store: Store, loaded: LoadedPolicy) -> Recorded:
         effective_date=policy.effective,
         changes=[c.to_dict() for c in diff.changes] if diff else None,
         material=material,
+        renew_consent=renew,
     )
     if created:
         # Ids and counts only: an audit event carries no personal data.
@@ -103,7 +170,7 @@ def record_policy(store: Store, loaded: LoadedPolicy) -> Recorded:
                 "content_hash": version.content_hash,
                 "material": version.material,
                 "changes": len(diff.changes) if diff else None,
-                "renew_consent": list(diff.renew_consent) if diff else [],
+                "renew_consent": renew or [],
             },
         )
     return Recorded(version, created, diff if created else None)

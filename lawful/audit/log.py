@@ -167,13 +167,22 @@ def _check(event: NewEvent) -> None:
 def _lock_head(conn: Connection, controller_id: int) -> tuple[int, str]:
     """Lock and read the chain head, creating it for a controller's first event."""
     locked = sa.update(audit_heads).where(audit_heads.c.controller_id == controller_id)
-    # A no-op update: its only effect is the lock, taken before anything is read.
-    if conn.execute(locked.values(seq=audit_heads.c.seq)).rowcount == 0:
-        # The first event of this controller; a concurrent creator makes the insert
-        # fail on the primary key, and the caller's retry then finds the head.
-        conn.execute(
-            sa.insert(audit_heads).values(controller_id=controller_id, seq=0, hash=GENESIS)
-        )
+    # A no-op update: its only effect is the lock, taken before anything is read. Where
+    # the backend has UPDATE … RETURNING (PostgreSQL, SQLite), it reads the head too.
+    locked = locked.values(seq=audit_heads.c.seq)
+    if conn.dialect.update_returning:
+        head = conn.execute(locked.returning(audit_heads.c.seq, audit_heads.c.hash)).first()
+        if head is not None:
+            return int(head.seq), str(head.hash)
+    elif conn.execute(locked).rowcount != 0:
+        return _read_head(conn, controller_id)
+    # The first event of this controller; a concurrent creator makes the insert fail on
+    # the primary key, and the caller's retry then finds the head.
+    conn.execute(sa.insert(audit_heads).values(controller_id=controller_id, seq=0, hash=GENESIS))
+    return _read_head(conn, controller_id)
+
+
+def _read_head(conn: Connection, controller_id: int) -> tuple[int, str]:
     row = conn.execute(
         sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
             audit_heads.c.controller_id == controller_id

@@ -311,6 +311,7 @@ class ConsentSpec(Model):
         False, description="a separate consent just for this (PIPL Art. 14, 29, 39)"
     )
     renew_on_material_change: Flag = True
+    keep_ip: Flag = Field(False, description="keep the subject's IP address as evidence of consent")
 
     @field_validator("via")
     @classmethod

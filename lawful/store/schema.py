@@ -10,7 +10,9 @@ from sqlalchemy import MetaData
 
 
 def all_tables() -> MetaData:
-    import lawful.audit.tables  # noqa: F401  (registers the audit tables)
+    import lawful.audit.tables
+    import lawful.consent.tables
+    import lawful.subjects.tables  # noqa: F401
     from lawful.store.tables import metadata
 
     return metadata

@@ -48,6 +48,7 @@ class PolicyVersion:
     loaded_at: datetime
     changes: list[dict[str, Any]] | None
     material: bool
+    renew_consent: tuple[str, ...] = ()  # consent purposes whose earlier consent lapses
 
 
 class Store:
@@ -103,6 +104,7 @@ class Store:
         effective_date: date | None,
         changes: list[dict[str, Any]] | None = None,
         material: bool = False,
+        renew_consent: list[str] | None = None,
     ) -> tuple[PolicyVersion, bool]:
         """Record a policy as the controller's next version: (version, created).
 
@@ -150,6 +152,7 @@ class Store:
                 sa.literal(_now(), c.loaded_at.type),
                 sa.literal(changes, c.changes.type),
                 sa.literal(material, c.material.type),
+                sa.literal(renew_consent, c.renew_consent.type),
             ).where(sa.func.coalesce(latest_hash, "") != content_hash)
             columns = [
                 "controller_id",
@@ -161,6 +164,7 @@ class Store:
                 "loaded_at",
                 "changes",
                 "material",
+                "renew_consent",
             ]
             inserted = conn.execute(
                 sa.insert(policy_versions).from_select(columns, source).returning(c.id)
@@ -289,6 +293,10 @@ def _create_engine(url: URL, shown: str, source: str) -> Engine:
     kwargs: dict[str, Any] = {}
     if backend == "postgresql" and "connect_timeout" not in url.query:
         kwargs["connect_args"] = {"connect_timeout": 10}  # fail instead of hanging
+        # Batches go through psycopg's own executemany (pipeline mode: the statement is
+        # parsed once) rather than one huge multi-row statement that psycopg re-parses in
+        # Python for every batch (it only caches statements with at most 50 parameters).
+        kwargs["use_insertmanyvalues"] = False
     try:
         engine = sa.create_engine(url, **kwargs)
     except NoSuchModuleError:
@@ -367,6 +375,7 @@ def _policy_version(row: Row[Any], controller_key: str) -> PolicyVersion:
         loaded_at=row.loaded_at,
         changes=row.changes,
         material=bool(row.material),
+        renew_consent=tuple(row.renew_consent or ()),
     )
 
 

@@ -61,6 +61,8 @@ policy_versions = Table(
     # none_as_null: "no diff" is SQL NULL, not the JSON value null.
     Column("changes", JSON(none_as_null=True), nullable=True),
     Column("material", Boolean, nullable=False, server_default=false()),
+    # Consent purposes whose earlier consent this version invalidates (policy diff).
+    Column("renew_consent", JSON(none_as_null=True), nullable=True),
     # Leads with controller_id, so it also serves lookups by controller.
     UniqueConstraint("controller_id", "number"),
     # Not unique: a policy may go back to an earlier text, which is then a new version.

@@ -41,6 +41,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "sqlite":
+            # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff" text; fromisoformat (C) reads it
+            # several times faster than the generic parser, which matters in batch reads.
+            def process(value: str | None) -> datetime | None:
+                return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+            return process
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None

@@ -20,6 +20,8 @@ from lawful.store.schema import all_tables
 from lawful.store.tables import controllers, policy_versions
 from lawful.store.types import UTCDateTime
 
+HEAD = "0005"  # the newest migration
+
 PASSWORD = "s3cret-pw"
 
 
@@ -58,13 +60,13 @@ def schema_differences(store: Store) -> list[Any]:
 def test_upgrade_empty_database_to_head(store_url: str) -> None:
     with open_store(store_url, upgrade=False) as store:
         assert store.current_revision() is None
-        assert store.head_revision() == "0004"
+        assert store.head_revision() == HEAD
         store.upgrade()
-        assert store.current_revision() == "0004"
+        assert store.current_revision() == HEAD
         assert {"controllers", "policy_versions"} <= table_names(store)
     # Opening an up-to-date store again migrates nothing and works.
     with open_store(store_url) as store:
-        assert store.current_revision() == "0004"
+        assert store.current_revision() == HEAD
 
 
 def test_upgrade_from_previous_revision_keeps_rows(store_url: str) -> None:
@@ -100,7 +102,7 @@ def test_upgrade_from_previous_revision_keeps_rows(store_url: str) -> None:
             )
 
         store.upgrade()
-        assert store.current_revision() == "0004"
+        assert store.current_revision() == HEAD
         [version] = store.policy_versions("old")
         assert (version.number, version.label, version.text) == (1, "2025-03", "v1")
         assert version.effective_date == date(2025, 3, 1)
@@ -125,7 +127,7 @@ def test_downgrade_to_base_and_back(store: Store) -> None:
     assert store.current_revision() is None
     assert not {"controllers", "policy_versions"} & table_names(store)
     store.upgrade()
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == HEAD
     assert store.policy_versions("seestar-store") == []
 
 
@@ -139,7 +141,7 @@ def test_migrations_build_exactly_the_tables(store: Store) -> None:
     # The comparison does see a schema that is behind.
     store.downgrade("0001")
     missing = {diff[3].name for diff in schema_differences(store) if diff[0] == "add_column"}
-    assert missing == {"changes", "material"}
+    assert missing == {"changes", "material", "renew_consent"}
 
 
 # -- policy versions -----------------------------------------------------------------
@@ -376,7 +378,7 @@ def test_postgres_urls_use_psycopg(pg_url: str, scheme: str) -> None:
         assert PASSWORD not in store.url
         assert "postgres:***@" in store.url
         assert repr(store) == f"Store({store.url!r})"
-        assert store.current_revision() == "0004"
+        assert store.current_revision() == HEAD
 
 
 def test_policy_version_is_frozen(store: Store) -> None:
@@ -416,10 +418,23 @@ def test_going_back_to_an_earlier_text_makes_it_current_again(store: Store) -> N
 def test_upgrade_from_0002_keeps_versions_and_allows_reverting(store_url: str) -> None:
     with open_store(store_url, upgrade=False) as store:
         store.upgrade("0002")
-        record(store, "A")
-        record(store, "B")
+        # Rows as revision 0002 holds them (written with SQL: today's code knows newer columns).
+        with store.engine.begin() as conn:
+            at = datetime(2025, 3, 1, tzinfo=UTC).replace(tzinfo=None)
+            conn.execute(
+                sa.text("INSERT INTO controllers (key, name, created_at) VALUES (:k, :n, :at)"),
+                {"k": "seestar-store", "n": "Seestar Store", "at": at},
+            )
+            for number, text in ((1, "A"), (2, "B")):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO policy_versions (controller_id, number, content_hash, text,"
+                        " loaded_at, material) VALUES (1, :n, :h, :t, :at, :m)"
+                    ),
+                    {"n": number, "h": sha(text), "t": text, "at": at, "m": False},
+                )
         store.upgrade()
-        assert store.current_revision() == "0004"
+        assert store.current_revision() == HEAD
         assert [v.number for v in store.policy_versions("seestar-store")] == [1, 2]
         assert record(store, "A")[0].number == 3
         # the old schema cannot hold a recurring text, so going back down refuses

@@ -1,0 +1,236 @@
+"""`lawful consent give|withdraw|show|receipt` and `lawful decide`.
+
+A subject is named by an identity: `email:alice@example.com`, `phone:+3725551234`,
+`account:42`, `device:…`, `customer:…` (a bare address or +number works too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lawful.consent import ConsentError, Signals, UnknownName
+from lawful.engine import Engine
+from lawful.subjects import IdentityError, KeyringError
+
+consent_app = typer.Typer(help="Record and show a subject's consent.", no_args_is_help=True)
+
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", "-p", help="Policy file [default: $LAWFUL_POLICY or ./policy.yaml]"),
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", "-s", help="Store URL [default: $LAWFUL_STORE or sqlite:///./lawful.db]"
+    ),
+]
+KeyringOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keyring", "-k", help="Keyring file [default: $LAWFUL_KEYRING or ./lawful.keys]"
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+SubjectArg = Annotated[
+    str, typer.Argument(help="The subject's identity, e.g. email:alice@example.com")
+]
+PurposeArg = Annotated[str, typer.Argument(help="A purpose of the policy")]
+ChannelOption = Annotated[
+    str | None, typer.Option(help="One marketing channel of the purpose, e.g. email")
+]
+ListOption = Annotated[str | None, typer.Option("--list", help="One marketing list of the purpose")]
+
+
+@contextmanager
+def _engine(policy: Path | None, store: str | None, keyring: Path | None) -> Iterator[Engine]:
+    """The engine, with every user error turned into `error: …` and exit code 2."""
+    from lawful.cli import _open_engine, _usage  # the shared conventions of every command
+
+    engine = _open_engine(policy, store)
+    engine._keyring = keyring  # read when first needed
+    try:
+        yield engine
+    except (ConsentError, UnknownName, IdentityError, KeyringError) as exc:
+        _usage(str(exc))
+    finally:
+        engine.close()
+
+
+def _print(data: Any) -> None:
+    from lawful.cli import _print_json
+
+    _print_json(data)
+
+
+def _record_dict(record: Any) -> dict[str, Any]:
+    return {
+        "record": record.ref,
+        "subject": record.subject_ref,
+        "topic": str(record.topic),
+        "key": record.key,
+        "scope": record.scope or None,
+        "state": str(record.state),
+        "method": record.method,
+        "at": record.at.isoformat(),
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "policy_version": record.policy_version,
+    }
+
+
+@consent_app.command("give")
+def give(
+    subject: SubjectArg,
+    purpose: PurposeArg,
+    channel: ChannelOption = None,
+    list_name: ListOption = None,
+    method: Annotated[
+        str,
+        typer.Option(help="How it was collected: form, checkbox, banner, import, api, written…"),
+    ] = "api",
+    notice: Annotated[
+        Path | None, typer.Option(help="The notice text shown (its hash is kept as evidence)")
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option(help="The language of the notice, e.g. en")
+    ] = None,
+    parent: Annotated[
+        str | None, typer.Option(help="A parent's identity, consenting for a child")
+    ] = None,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record consent given to a purpose (or one channel or list of it)."""
+    notice_text = notice.read_text(encoding="utf-8") if notice is not None else None
+    with _engine(policy, store, keyring) as engine:
+        record = engine.consent.give(
+            subject,
+            purpose,
+            channel=channel,
+            list_name=list_name,
+            method=method,
+            notice_text=notice_text,
+            language=language,
+            parent=parent,
+        )
+    if as_json:
+        _print(_record_dict(record))
+    else:
+        until = f", valid until {record.expires_at:%Y-%m-%d}" if record.expires_at else ""
+        typer.echo(f"consent {record.state} to {purpose}{until} (record {record.ref})")
+
+
+@consent_app.command("withdraw")
+def withdraw(
+    subject: SubjectArg,
+    purpose: PurposeArg,
+    channel: ChannelOption = None,
+    list_name: ListOption = None,
+    method: Annotated[str, typer.Option(help="How it was withdrawn")] = "api",
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record consent withdrawn; the history is kept."""
+    with _engine(policy, store, keyring) as engine:
+        record = engine.consent.withdraw(
+            subject, purpose, channel=channel, list_name=list_name, method=method
+        )
+    if as_json:
+        _print(_record_dict(record))
+    else:
+        typer.echo(f"consent withdrawn from {purpose} (record {record.ref})")
+
+
+@consent_app.command("show")
+def show(
+    subject: SubjectArg,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A subject's current choices, what each purpose may do now, and the history."""
+    with _engine(policy, store, keyring) as engine:
+        history = engine.consent.history(subject)
+        decisions = [engine.decide(subject, p) for p in engine.policy.purposes]
+    if as_json:
+        _print(
+            {
+                "known": bool(history),
+                "decisions": [d.to_dict() for d in decisions],
+                "history": [_record_dict(r) for r in history],
+            }
+        )
+        return
+    if not history:
+        typer.echo("no choices recorded for this subject")
+    typer.echo("purposes:")
+    for d in decisions:
+        mark = "✓" if d.allowed else "✗"
+        typer.echo(f"  {mark} {d.purpose}: {d.reason}")
+    if history:
+        typer.echo("history:")
+        for r in history:
+            scope = f" [{r.scope}]" if r.scope else ""
+            typer.echo(
+                f"  {r.at:%Y-%m-%d %H:%M:%S}  {r.topic} {r.key}{scope}: {r.state} via {r.method}  ({r.ref})"
+            )
+
+
+@consent_app.command("receipt")
+def receipt(
+    record: Annotated[str, typer.Argument(help="The record's id, as `consent give` printed it")],
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+) -> None:
+    """Print the ISO/IEC TS 27560 consent record (JSON) of one ledger record."""
+    with _engine(policy, store, keyring) as engine:
+        _print(engine.consent.receipt(record))
+
+
+def decide(
+    subject: SubjectArg,
+    purpose: PurposeArg,
+    channel: ChannelOption = None,
+    list_name: ListOption = None,
+    jurisdiction: Annotated[
+        str | None, typer.Option(help="The subject's jurisdiction, e.g. eu, us-ca")
+    ] = None,
+    recipient: Annotated[str | None, typer.Option(help="A recipient the data would go to")] = None,
+    gpc: Annotated[
+        bool, typer.Option("--gpc", help="The request carried Global Privacy Control")
+    ] = False,
+    dnt: Annotated[bool, typer.Option("--dnt", help="The request carried Do Not Track")] = False,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """May PURPOSE use SUBJECT's data now? Exit 0 if allowed, 1 if refused."""
+    with _engine(policy, store, keyring) as engine:
+        decision = engine.decide(
+            subject,
+            purpose,
+            channel=channel,
+            list_name=list_name,
+            jurisdiction=jurisdiction,
+            recipient=recipient,
+            signals=Signals(gpc=gpc, dnt=dnt),
+        )
+    if as_json:
+        _print(decision.to_dict())
+    else:
+        typer.echo(
+            f"{'allowed' if decision.allowed else 'refused'}: {decision.reason} [{decision.rule}]"
+        )
+    if not decision.allowed:
+        raise typer.Exit(1)

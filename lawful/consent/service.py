@@ -1,0 +1,1058 @@
+"""The consent capability of an engine: record choices, read them back, decide.
+
+`Consent` binds the policy, the store and the keyring. Every write is one transaction
+that appends to the ledger, moves the current state and writes the audit events;
+decisions read the current state, kept warm in a bounded in-process cache that this
+object's own writes invalidate at once and other processes' writes within `cache_ttl`
+seconds (0 reads the store on every decision).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import ipaddress
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lawful.audit.log import NewEvent
+from lawful.audit.log import append as append_events
+from lawful.consent import ledger
+from lawful.consent.decide import (
+    MARKETING_OBJECTION,
+    NO_SIGNALS,
+    OPT_OUTS,
+    UNKNOWN_SUBJECT,
+    Decider,
+    Decision,
+    Signals,
+    SubjectState,
+    UnknownName,
+)
+from lawful.consent.ledger import NewChoice
+from lawful.consent.receipt import receipt as build_receipt
+from lawful.consent.records import ConsentRecord, Status, Topic
+from lawful.policy import Policy
+from lawful.policy.vocabulary import Basis, ConsentMethod, unknown
+from lawful.store import PolicyVersion, Store
+from lawful.store.tables import policy_versions
+from lawful.subjects import Identity, Keyring, Subject, registry
+
+T = TypeVar("T")
+SubjectLike = str | Identity | Subject
+
+DecisionAudit = Literal["all", "refusals", "sample", "off"]
+
+
+class ConsentError(ValueError):
+    """A choice that cannot be recorded as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DecisionLogging:
+    """Which decisions write an audit event.
+
+    `all` records every decision, `refusals` every refusal, `sample` a random
+    `rate` of them, `off` none. Decision events are written in batches of `batch`
+    (and on `flush()` / close): a crash loses at most one unwritten batch of decision
+    events, never a consent record or its event.
+    """
+
+    mode: DecisionAudit = "sample"
+    rate: float = 0.01
+    batch: int = 500
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("all", "refusals", "sample", "off"):
+            raise ValueError(
+                f"decision audit mode must be all, refusals, sample or off, not {self.mode!r}"
+            )
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"the decision sample rate must be between 0 and 1, not {self.rate}")
+
+
+class Consent:
+    """Consent, preferences and decisions for one controller."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        version: PolicyVersion,
+        keyring: Keyring,
+        *,
+        decision_logging: DecisionLogging | None = None,
+        cache_ttl: float = 5.0,
+        cache_size: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.version = version
+        self.keyring = keyring
+        self.key = policy.key
+        self.controller_id = store.ensure_controller(policy.key, policy.controller.name)
+        self.context = registry.Context(self.controller_id, self.key, keyring)
+        store.write(lambda conn: registry.check_keyring(conn, self.context))
+        self.decider = Decider(policy, self._renewals())
+        self.logging = decision_logging or DecisionLogging()
+        self.cache_ttl = cache_ttl
+        self.cache_size = cache_size
+        self._cache: dict[object, tuple[float, SubjectState]] = {}
+        self._pending: list[NewEvent] = []
+        self._lock = threading.Lock()
+        self._random = random.Random()
+
+    # -- subjects ----------------------------------------------------------------------
+
+    def _identity(self, subject: str | Identity) -> Identity:
+        return subject if isinstance(subject, Identity) else Identity.parse(subject)
+
+    def subject(self, subject: SubjectLike, *, create: bool = False) -> Subject | None:
+        """The subject an identity (or ref) names; with `create`, made when unknown."""
+        return self.store.write(lambda conn: self._subject(conn, subject, create=create))
+
+    def _subject(self, conn: Connection, subject: SubjectLike, *, create: bool) -> Subject | None:
+        if isinstance(subject, Subject):
+            return subject
+        identity = self._identity(subject)
+        found = registry.resolve_many(conn, self._ctx(), [identity], create=create)
+        return found.get(identity)
+
+    def _ctx(self) -> registry.Context:
+        return self.context
+
+    def set_subject(
+        self,
+        subject: SubjectLike,
+        *,
+        kind: str | None = None,
+        jurisdiction: str | None = None,
+        country: str | None = None,
+        birth_date: date | None = None,
+    ) -> Subject:
+        """Record what decisions need to know about a subject (only the fields given)."""
+        if kind is not None and kind not in self.policy.subjects:
+            raise ConsentError(unknown(kind, "a subject kind of the policy", self.policy.subjects))
+        if jurisdiction is not None:
+            self.decider.check_jurisdiction(jurisdiction)
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "kind": kind,
+                "jurisdiction": jurisdiction,
+                "country": country,
+                "birth_date": birth_date,
+            }.items()
+            if v is not None
+        }
+
+        def work(conn: Connection) -> Subject:
+            found = self._subject(conn, subject, create=True)
+            assert found is not None
+            return registry.update(conn, self._ctx(), found, **changes)
+
+        updated = self.store.write(work)
+        self._forget()
+        return updated
+
+    def link(
+        self, subject: SubjectLike, identity: str | Identity, *, keep_raw: bool = False
+    ) -> Subject:
+        """Make `identity` another name of the subject (audited)."""
+
+        def work(conn: Connection) -> Subject:
+            found = self._subject(conn, subject, create=True)
+            assert found is not None
+            registry.link(conn, self.context, found, self._identity(identity), keep_raw=keep_raw)
+            return found
+
+        linked = self.store.write(work)
+        self._forget()
+        return linked
+
+    def merge(self, survivor: SubjectLike, other: SubjectLike) -> Subject:
+        """Fold `other` into `survivor`: identities and current choices move (the newer
+        choice wins), the ledger keeps each record as it was made; audited."""
+
+        def work(conn: Connection) -> Subject:
+            keep = self._subject(conn, survivor, create=False)
+            gone = self._subject(conn, other, create=False)
+            if keep is None or gone is None:
+                raise ConsentError("both subjects must be known to merge them")
+            merged = registry.merge(conn, self.context, keep, gone)
+            ledger.move_state(conn, keep.id, gone.id)
+            return merged
+
+        merged = self.store.write(work)
+        self._forget()
+        return merged
+
+    # -- writing choices ---------------------------------------------------------------
+
+    def give(
+        self,
+        subject: SubjectLike,
+        purpose: str,
+        *,
+        channel: str | None = None,
+        list_name: str | None = None,
+        method: str = "api",
+        at: datetime | None = None,
+        expires_at: datetime | None = None,
+        notice_hash: str | None = None,
+        notice_text: str | None = None,
+        language: str | None = None,
+        jurisdiction: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
+        parent: str | Identity | None = None,
+    ) -> ConsentRecord:
+        """Record consent given to a purpose (or to one channel or list of it).
+
+        Consent given again after it expired or was invalidated is recorded as
+        `renewed`. A parent consenting for a child passes `parent` (their identity)
+        and the method becomes `parent`.
+        """
+        scope = self._scope(purpose, channel, list_name)
+        self._consent_purpose(purpose)
+        at = at or datetime.now(UTC)
+        spec = self.policy.purposes[purpose].consent
+        if expires_at is None and spec is not None and spec.expires is not None:
+            expires_at = spec.expires.add_to(at)  # type: ignore[assignment]
+        return self._one(
+            subject,
+            Topic.consent,
+            purpose,
+            scope,
+            Status.given,
+            method="parent" if parent is not None else method,
+            at=at,
+            expires_at=expires_at,
+            notice_hash=_notice_hash(notice_hash, notice_text),
+            language=language,
+            jurisdiction=jurisdiction,
+            evidence=self._evidence(purpose, evidence),
+            parent=parent,
+        )
+
+    def withdraw(
+        self,
+        subject: SubjectLike,
+        purpose: str,
+        *,
+        channel: str | None = None,
+        list_name: str | None = None,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        """Record consent withdrawn; the history stays, the purpose stops."""
+        scope = self._scope(purpose, channel, list_name)
+        self._consent_purpose(purpose)
+        return self._one(
+            subject, Topic.consent, purpose, scope, Status.withdrawn, method=method, at=at
+        )
+
+    def refuse(
+        self, subject: SubjectLike, purpose: str, *, method: str = "api", at: datetime | None = None
+    ) -> ConsentRecord:
+        """Record that consent was asked for and refused."""
+        self._consent_purpose(purpose)
+        return self._one(subject, Topic.consent, purpose, "", Status.refused, method=method, at=at)
+
+    def request(
+        self, subject: SubjectLike, purpose: str, *, method: str = "api", at: datetime | None = None
+    ) -> ConsentRecord:
+        """Record that consent was asked for (no answer yet)."""
+        self._consent_purpose(purpose)
+        return self._one(
+            subject, Topic.consent, purpose, "", Status.requested, method=method, at=at
+        )
+
+    def unsubscribe(
+        self,
+        subject: SubjectLike,
+        *,
+        channel: str | None = None,
+        list_name: str | None = None,
+        method: str = "email_link",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        """Stop marketing by one channel, from one list, or (`list_name="*"`) from every list."""
+        topic, key = self._preference_target(channel, list_name)
+        return self._one(subject, topic, key, "", Status.withdrawn, method=method, at=at)
+
+    def resubscribe(
+        self,
+        subject: SubjectLike,
+        *,
+        channel: str | None = None,
+        list_name: str | None = None,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        topic, key = self._preference_target(channel, list_name)
+        return self._one(subject, topic, key, "", Status.given, method=method, at=at)
+
+    def set_cookies(
+        self,
+        subject: SubjectLike,
+        choices: Mapping[str, bool],
+        *,
+        method: str = "banner",
+        at: datetime | None = None,
+    ) -> list[ConsentRecord]:
+        """Record cookie choices per category; strictly necessary cookies cannot be refused."""
+        for category, accepted in choices.items():
+            declared = self.policy.cookies.get(category)
+            if declared is None:
+                raise ConsentError(
+                    unknown(category, "a cookie category of the policy", self.policy.cookies)
+                )
+            if not declared.optional and not accepted:
+                raise ConsentError(
+                    f"'{category}' cookies are strictly necessary: they are always on and cannot be refused"
+                )
+        items = [
+            (Topic.cookie, c, "", Status.given if ok else Status.refused)
+            for c, ok in choices.items()
+            if self.policy.cookies[c].optional
+        ]
+        return self._many(subject, items, method=method, at=at)
+
+    def opt_out(
+        self,
+        subject: SubjectLike,
+        kind: str = "sale",
+        *,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        """Opt out of `sale`, `share`, `targeted_advertising` or `ad_tracking`."""
+        return self._one(
+            subject,
+            Topic.opt_out,
+            self._opt_out_kind(kind),
+            "",
+            Status.withdrawn,
+            method=method,
+            at=at,
+        )
+
+    def opt_in(
+        self,
+        subject: SubjectLike,
+        kind: str = "sale",
+        *,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        return self._one(
+            subject, Topic.opt_out, self._opt_out_kind(kind), "", Status.given, method=method, at=at
+        )
+
+    def object(
+        self,
+        subject: SubjectLike,
+        purpose: str | None = None,
+        *,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        """Object to a purpose (GDPR Art. 21), or with no purpose to all direct marketing."""
+        key = MARKETING_OBJECTION if purpose is None else purpose
+        if purpose is not None:
+            self.decider.rule(purpose)
+        return self._one(subject, Topic.objection, key, "", Status.withdrawn, method=method, at=at)
+
+    def withdraw_objection(
+        self,
+        subject: SubjectLike,
+        purpose: str | None = None,
+        *,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        key = MARKETING_OBJECTION if purpose is None else purpose
+        if purpose is not None:
+            self.decider.rule(purpose)
+        return self._one(subject, Topic.objection, key, "", Status.given, method=method, at=at)
+
+    def restrict(
+        self, subject: SubjectLike, *, method: str = "api", at: datetime | None = None
+    ) -> ConsentRecord:
+        """Restrict processing (GDPR Art. 18): only storage and legal claims go on."""
+        return self._one(
+            subject, Topic.restriction, "*", "", Status.withdrawn, method=method, at=at
+        )
+
+    def lift_restriction(
+        self, subject: SubjectLike, *, method: str = "api", at: datetime | None = None
+    ) -> ConsentRecord:
+        return self._one(subject, Topic.restriction, "*", "", Status.given, method=method, at=at)
+
+    def restrict_recipient(
+        self,
+        subject: SubjectLike,
+        recipient: str,
+        *,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        """The subject asks that their data not go to this recipient (Selro)."""
+        self._recipient(recipient)
+        return self._one(
+            subject, Topic.recipient, recipient, "", Status.withdrawn, method=method, at=at
+        )
+
+    def allow_recipient(
+        self,
+        subject: SubjectLike,
+        recipient: str,
+        *,
+        method: str = "api",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        self._recipient(recipient)
+        return self._one(
+            subject, Topic.recipient, recipient, "", Status.given, method=method, at=at
+        )
+
+    def parental_consent(
+        self,
+        child: SubjectLike,
+        parent: str | Identity,
+        *,
+        withdraw: bool = False,
+        method: str = "parent",
+        at: datetime | None = None,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> ConsentRecord:
+        """A parent's consent for a child under the minimum age to use the service."""
+        return self._one(
+            child,
+            Topic.parental,
+            "*",
+            "",
+            Status.withdrawn if withdraw else Status.given,
+            method=method,
+            at=at,
+            parent=parent,
+            evidence=self._evidence(None, evidence),
+        )
+
+    def apply_signals(
+        self, subject: SubjectLike, signals: Signals, *, jurisdiction: str | None = None
+    ) -> list[ConsentRecord]:
+        """Make a browser's Global Privacy Control a lasting opt-out for a known subject.
+
+        Under the CCPA regulations (11 CCR §7025(c)) an opt-out preference signal from
+        a consumer the business knows applies to that consumer, not only the browser.
+        Nothing is recorded when the policy and the subject's law ignore GPC.
+        """
+        if not signals.gpc:
+            return []
+        state = self.state(subject)
+        j = jurisdiction or state.jurisdiction or self.decider.default_jurisdiction
+        if not (
+            self.decider.gpc_everywhere
+            or (j is not None and self.decider.gpc_required.get(j, False))
+        ):
+            return []
+        items = [
+            (Topic.opt_out, k, "", Status.withdrawn)
+            for k in ("sale", "share", "targeted_advertising")
+        ]
+        return self._many(subject, items, method="signal")
+
+    def record_many(self, choices: Iterable[ChoiceInput]) -> list[ConsentRecord]:
+        """Record many choices in one transaction (imports, batch jobs): set-based."""
+        items = list(choices)
+        for item in items:
+            self._validate(item)
+        named = [
+            s if isinstance(s, Subject) else self._identity(s) for s in (i.subject for i in items)
+        ]
+
+        def work(conn: Connection) -> list[ConsentRecord]:
+            found = registry.resolve_many(
+                conn, self._ctx(), [s for s in named if isinstance(s, Identity)], create=True
+            )
+            new = [
+                self._new_choice(s if isinstance(s, Subject) else found[s], item)
+                for s, item in zip(named, items, strict=True)
+            ]
+            return ledger.append_choices(conn, self.controller_id, self.key, new)
+
+        records = self.store.write(work)
+        self._forget()
+        return records
+
+    # -- reading -----------------------------------------------------------------------
+
+    def state(self, subject: SubjectLike) -> SubjectState:
+        """The subject's current choices (an empty state for an unknown identity)."""
+        with self.store.engine.connect() as conn:
+            return self._load_state(conn, subject)
+
+    def history(self, subject: SubjectLike) -> list[ConsentRecord]:
+        """Every ledger record of the subject, oldest first (merged subjects included)."""
+        with self.store.engine.connect() as conn:
+            found = self._subject(conn, subject, create=False)
+            if found is None:
+                return []
+            refs = ledger.merged_refs(conn, found.id, found.ref)
+            return ledger.history(conn, self.controller_id, list(refs), refs)
+
+    def record(self, ref: str) -> ConsentRecord:
+        with self.store.engine.connect() as conn:
+            found = ledger.record_by_ref(conn, self.controller_id, ref)
+        if found is None:
+            raise ConsentError(f"no consent record '{ref}' for controller '{self.key}'")
+        return found[0]
+
+    def receipt(self, ref: str) -> dict[str, Any]:
+        """An ISO/IEC TS 27560 consent record, as JSON-ready data, for one ledger record."""
+        record = self.record(ref)
+        versions = {v.number: v for v in self.store.policy_versions(self.key)}
+        return build_receipt(
+            record, self.policy, versions.get(record.policy_version or -1), versions
+        )
+
+    # -- deciding ----------------------------------------------------------------------
+
+    def decide(
+        self,
+        subject: SubjectLike,
+        purpose: str,
+        *,
+        channel: str | None = None,
+        list_name: str | None = None,
+        jurisdiction: str | None = None,
+        recipient: str | None = None,
+        signals: Signals | Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> Decision:
+        """May `purpose` use this subject's data now? The answer carries its reason."""
+        state = self._cached_state(subject)
+        if signals is None:
+            signals = NO_SIGNALS
+        elif not isinstance(signals, Signals):
+            signals = Signals.from_headers(signals)
+        if jurisdiction is not None and jurisdiction not in self.decider.gpc_required:
+            self.decider.check_jurisdiction(jurisdiction)
+        decision = self.decider.decide(
+            state,
+            purpose,
+            channel=channel,
+            list_name=list_name,
+            jurisdiction=jurisdiction,
+            recipient=recipient,
+            signals=signals,
+            now=now,
+        )
+        if self.logging.mode != "off":
+            self._log_decision(state, decision)
+        return decision
+
+    def decide_many(
+        self,
+        subjects: Sequence[SubjectLike],
+        purpose: str,
+        *,
+        channel: str | None = None,
+        list_name: str | None = None,
+        jurisdiction: str | None = None,
+        recipient: str | None = None,
+        signals: Signals | None = None,
+        now: datetime | None = None,
+    ) -> list[Decision]:
+        """Decisions for many subjects at once (a marketing send): set-based reads.
+
+        The identities are resolved and the choices a decision about `purpose` needs are
+        read in one query per batch of 1000 subjects, then decided in memory.
+        """
+        rule = self.decider.rule(purpose)
+        if jurisdiction is not None:
+            self.decider.check_jurisdiction(jurisdiction)
+        now = now or datetime.now(UTC)
+        topics = _topics_for(purpose, channel, list_name, recipient, rule.cookies)
+        decide = self.decider.decide
+        with _collector_paused(), self.store.engine.connect() as conn:
+            states = self._load_states(conn, subjects, topics)
+            decisions = [
+                decide(
+                    state,
+                    purpose,
+                    channel=channel,
+                    list_name=list_name,
+                    jurisdiction=jurisdiction,
+                    recipient=recipient,
+                    signals=signals or NO_SIGNALS,
+                    now=now,
+                )
+                for state in states
+            ]
+        if self.logging.mode != "off":
+            for state, decision in zip(states, decisions, strict=True):
+                self._log_decision(state, decision)
+            self.flush()
+        return decisions
+
+    def flush(self) -> None:
+        """Write buffered decision events now."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            self.store.write(
+                lambda conn: append_events(conn, self.controller_id, self.key, pending)
+            )
+
+    def close(self) -> None:
+        self.flush()
+
+    def refresh(self, version: PolicyVersion | None = None) -> None:
+        """Reread which purposes need renewed consent (after a new policy version)."""
+        if version is not None:
+            self.version = version
+        self.decider.set_renewals(self._renewals())
+        self._forget()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _renewals(self) -> dict[str, int]:
+        renew_from: dict[str, int] = {}
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(policy_versions.c.number, policy_versions.c.renew_consent).where(
+                    policy_versions.c.controller_id == self.controller_id,
+                    policy_versions.c.renew_consent.is_not(None),
+                )
+            )
+            for number, purposes in rows:
+                for purpose in purposes or ():
+                    renew_from[purpose] = max(renew_from.get(purpose, 0), number)
+        return renew_from
+
+    def _cached_state(self, subject: SubjectLike) -> SubjectState:
+        key: object = subject.ref if isinstance(subject, Subject) else subject
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.cache_ttl:
+            return hit[1]
+        with self.store.engine.connect() as conn:
+            state = self._load_state(conn, subject)
+        if self.cache_ttl > 0:
+            if len(self._cache) >= self.cache_size:
+                # Drop the oldest tenth: dicts keep insertion order.
+                for old in list(self._cache)[: max(1, self.cache_size // 10)]:
+                    self._cache.pop(old, None)
+            self._cache[key] = (now, state)
+        return state
+
+    def _forget(self) -> None:
+        self._cache.clear()
+
+    def _load_state(self, conn: Connection, subject: SubjectLike) -> SubjectState:
+        found = self._subject(conn, subject, create=False)
+        if found is None:
+            return UNKNOWN_SUBJECT
+        return ledger.load_states(conn, self.controller_id, [found.id]).get(
+            found.id, UNKNOWN_SUBJECT
+        )
+
+    def _load_states(
+        self, conn: Connection, subjects: Sequence[SubjectLike], topics: Any
+    ) -> list[SubjectState]:
+        named = [s if isinstance(s, Subject) else self._identity(s) for s in subjects]
+        digest = self.keyring.hash
+        hashes = [digest(s) for s in named if isinstance(s, Identity)]
+        by_hash = ledger.load_states_by_hash(conn, self.controller_id, hashes, topics=topics)
+        ids = [s.id for s in named if isinstance(s, Subject)]
+        by_id = ledger.load_states(conn, self.controller_id, ids, topics=topics) if ids else {}
+        hashed = iter(hashes)
+        return [
+            by_id.get(s.id, UNKNOWN_SUBJECT)
+            if isinstance(s, Subject)
+            else by_hash.get(next(hashed), UNKNOWN_SUBJECT)
+            for s in named
+        ]
+
+    def _log_decision(self, state: SubjectState, decision: Decision) -> None:
+        mode = self.logging.mode
+        if mode == "refusals" and decision.allowed:
+            return
+        if mode == "sample" and self._random.random() >= self.logging.rate:
+            return
+        event = NewEvent(
+            "decision.allowed" if decision.allowed else "decision.refused",
+            subject=self.keyring.subject_hash(state.ref) if state.ref else None,
+            data={
+                "purpose": decision.purpose,
+                "rule": decision.rule,
+                "jurisdiction": decision.jurisdiction,
+                "signal": decision.signal,
+            },
+        )
+        with self._lock:
+            self._pending.append(event)
+            full = len(self._pending) >= self.logging.batch
+        if full:
+            self.flush()
+
+    def _one(
+        self, subject: SubjectLike, topic: Topic, key: str, scope: str, state: Status, **kwargs: Any
+    ) -> ConsentRecord:
+        [record] = self._many(subject, [(topic, key, scope, state)], **kwargs)
+        return record
+
+    def _many(
+        self,
+        subject: SubjectLike,
+        items: Sequence[tuple[Topic, str, str, Status]],
+        *,
+        method: str,
+        at: datetime | None = None,
+        parent: str | Identity | None = None,
+        **fields: Any,
+    ) -> list[ConsentRecord]:
+        self._method(method)
+        at = at or datetime.now(UTC)
+        if at.tzinfo is None:
+            raise ConsentError(
+                "give the time of a choice with its time zone, e.g. datetime.now(UTC)"
+            )
+        actor = self.keyring.hash(self._identity(parent)) if parent is not None else None
+
+        def work(conn: Connection) -> list[ConsentRecord]:
+            found = self._subject(conn, subject, create=True)
+            assert found is not None
+            renewing = [k for t, k, _, st in items if t is Topic.consent and st is Status.given]
+            current = (
+                ledger.load_states(
+                    conn, self.controller_id, [found.id], topics=[("consent", renewing)]
+                ).get(found.id, UNKNOWN_SUBJECT)
+                if renewing
+                else UNKNOWN_SUBJECT
+            )
+            new = [
+                NewChoice(
+                    subject_id=found.id,
+                    subject_ref=found.ref,
+                    audit_id=self.keyring.subject_hash(found.ref),
+                    topic=topic,
+                    key=key,
+                    scope=scope,
+                    state=_renewed(current, topic, key, scope, state, at, self.decider),
+                    method=method,
+                    at=at,
+                    policy_version=self.version.number,
+                    jurisdiction=fields.get("jurisdiction") or found.jurisdiction,
+                    actor=actor,
+                    **{k: v for k, v in fields.items() if k != "jurisdiction"},
+                )
+                for topic, key, scope, state in items
+            ]
+            return ledger.append_choices(conn, self.controller_id, self.key, new)
+
+        records = self.store.write(work)
+        self._forget()
+        return records
+
+    def _new_choice(self, subject: Subject, item: ChoiceInput) -> NewChoice:
+        at = item.at or datetime.now(UTC)
+        expires_at = item.expires_at
+        if (
+            item.topic is Topic.consent
+            and item.state in (Status.given, Status.renewed)
+            and expires_at is None
+        ):
+            spec = self.policy.purposes[item.key].consent
+            if spec is not None and spec.expires is not None:
+                expires_at = spec.expires.add_to(at)  # type: ignore[assignment]
+        return NewChoice(
+            subject_id=subject.id,
+            subject_ref=subject.ref,
+            audit_id=self.keyring.subject_hash(subject.ref),
+            topic=item.topic,
+            key=item.key,
+            scope=item.scope,
+            state=item.state,
+            method=item.method,
+            at=at,
+            expires_at=expires_at,
+            policy_version=item.policy_version
+            if item.policy_version is not None
+            else self.version.number,
+            notice_hash=item.notice_hash,
+            language=item.language,
+            jurisdiction=item.jurisdiction or subject.jurisdiction,
+            evidence=self._evidence(
+                item.key if item.topic is Topic.consent else None, item.evidence
+            ),
+        )
+
+    def _validate(self, item: ChoiceInput) -> None:
+        self._method(item.method)
+        if item.topic is Topic.consent:
+            self._consent_purpose(item.key)
+            if item.scope:
+                channel, list_name = (
+                    (None, item.scope[5:]) if item.scope.startswith("list:") else (item.scope, None)
+                )
+                self._scope(item.key, channel, list_name)
+        elif item.topic is Topic.cookie:
+            if item.key not in self.policy.cookies:
+                raise ConsentError(
+                    unknown(item.key, "a cookie category of the policy", self.policy.cookies)
+                )
+        elif item.topic is Topic.opt_out:
+            self._opt_out_kind(item.key)
+        elif item.topic in (Topic.channel, Topic.list):
+            self._preference_target(
+                item.key if item.topic is Topic.channel else None,
+                item.key if item.topic is Topic.list else None,
+            )
+        elif item.topic is Topic.recipient:
+            self._recipient(item.key)
+        elif item.topic is Topic.objection and item.key != MARKETING_OBJECTION:
+            self.decider.rule(item.key)
+
+    def _consent_purpose(self, purpose: str) -> None:
+        try:
+            declared = self.policy.purposes[purpose]
+        except KeyError:
+            raise ConsentError(
+                unknown(purpose, "a purpose of the policy", self.policy.purposes)
+            ) from None
+        if Basis.consent not in declared.bases():
+            raise ConsentError(
+                f"purpose '{purpose}' is based on {declared.basis}, not consent, so there is no "
+                "consent to give or withdraw; to stop it for a subject, record an objection or a "
+                "restriction"
+            )
+
+    def _scope(self, purpose: str, channel: str | None, list_name: str | None) -> str:
+        if channel is not None and list_name is not None:
+            raise ConsentError("give a channel or a list, not both")
+        declared = self.policy.purposes.get(purpose)
+        if declared is None:
+            raise ConsentError(unknown(purpose, "a purpose of the policy", self.policy.purposes))
+        if channel is not None:
+            if channel not in declared.channels:
+                raise ConsentError(
+                    unknown(
+                        channel,
+                        f"a channel of purpose '{purpose}'",
+                        [str(c) for c in declared.channels],
+                    )
+                )
+            return channel
+        if list_name is not None:
+            if list_name not in declared.lists:
+                raise ConsentError(
+                    unknown(list_name, f"a list of purpose '{purpose}'", declared.lists)
+                )
+            return f"list:{list_name}"
+        return ""
+
+    def _preference_target(self, channel: str | None, list_name: str | None) -> tuple[Topic, str]:
+        if (channel is None) == (list_name is None):
+            raise ConsentError(
+                "name either a channel (email, sms, ...) or a list ('*' for every list)"
+            )
+        if channel is not None:
+            channels = {str(c) for p in self.policy.purposes.values() for c in p.channels}
+            if channel not in channels:
+                raise ConsentError(
+                    unknown(channel, "a marketing channel of the policy", sorted(channels))
+                )
+            return Topic.channel, channel
+        assert list_name is not None
+        if list_name != "*" and list_name not in self.policy.marketing.lists:
+            raise ConsentError(
+                unknown(
+                    list_name,
+                    "a marketing list of the policy ('*' for all)",
+                    self.policy.marketing.lists,
+                )
+            )
+        if list_name == "*" and not self.policy.marketing.unsubscribe.all_lists:
+            raise ConsentError(
+                "the policy does not offer leaving every list at once (marketing.unsubscribe.all_lists)"
+            )
+        return Topic.list, list_name
+
+    def _opt_out_kind(self, kind: str) -> str:
+        if kind not in OPT_OUTS:
+            raise ConsentError(unknown(kind, "an opt-out", OPT_OUTS))
+        if kind == "ad_tracking" and not self.policy.marketing.limit_ad_tracking:
+            raise ConsentError(
+                "the policy does not offer 'limit ad tracking' (marketing.limit_ad_tracking)"
+            )
+        return kind
+
+    def _recipient(self, recipient: str) -> None:
+        if recipient not in self.policy.recipients:
+            raise ConsentError(
+                unknown(recipient, "a recipient of the policy", self.policy.recipients)
+            )
+
+    def _method(self, method: str) -> None:
+        if method not in _METHODS:
+            raise ConsentError(unknown(method, "a way of collecting a choice", sorted(_METHODS)))
+
+    def _evidence(
+        self, purpose: str | None, evidence: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Evidence must be plain JSON and hold no personal data, IP addresses included
+        unless the purpose's consent says `keep_ip: true`."""
+        if evidence is None:
+            return None
+        keep_ip = False
+        if purpose is not None:
+            spec = self.policy.purposes[purpose].consent
+            keep_ip = bool(spec and spec.keep_ip)
+        clean: dict[str, Any] = {}
+        for name, value in evidence.items():
+            if not isinstance(value, str | int | float | bool) or value is None:
+                raise ConsentError(f"evidence '{name}' must be text, a number or true/false")
+            text = str(value)
+            if "@" in text:
+                raise ConsentError(
+                    f"evidence '{name}' looks like an email address: evidence holds no personal data; "
+                    "record a form id, a page URL or a hash instead"
+                )
+            looks_like_ip = _is_ip(text) or name.lower() in ("ip", "ip_address", "remote_addr")
+            if looks_like_ip and not keep_ip:
+                raise ConsentError(
+                    f"evidence '{name}' is an IP address, which is kept only when the purpose's "
+                    "consent says keep_ip: true in the policy"
+                )
+            clean[name] = value
+        return clean
+
+
+@dataclass(frozen=True)
+class ChoiceInput:
+    """One choice for `Consent.record_many` (imports and batch writes)."""
+
+    subject: SubjectLike
+    topic: Topic
+    key: str
+    state: Status
+    scope: str = ""
+    method: str = "import"
+    at: datetime | None = None
+    expires_at: datetime | None = None
+    policy_version: int | None = None
+    notice_hash: str | None = None
+    language: str | None = None
+    jurisdiction: str | None = None
+    evidence: Mapping[str, Any] | None = None
+
+
+_METHODS = frozenset({*(str(m) for m in ConsentMethod), "signal", "email_link"})
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch builds many small objects.
+
+    They hold no reference cycles, so the collector has nothing to find in them, yet it
+    would run every few hundred allocations (a third of a batch decision's time).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _notice_hash(given: str | None, text: str | None) -> str | None:
+    if text is not None:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if given is not None and (
+        len(given) != 64 or any(ch not in "0123456789abcdef" for ch in given)
+    ):
+        raise ConsentError(
+            "notice_hash must be the SHA-256 of the text shown, as 64 lowercase hex digits"
+        )
+    return given
+
+
+def _renewed(
+    current: SubjectState,
+    topic: Topic,
+    key: str,
+    scope: str,
+    state: Status,
+    at: datetime,
+    decider: Decider,
+) -> Status:
+    """Consent given after it expired or was invalidated by a policy change is `renewed`."""
+    if topic is not Topic.consent or state is not Status.given:
+        return state
+    before = current.get(topic, key, scope)
+    if before is None:
+        return state
+    expired = before.expires_at is not None and before.expires_at <= at
+    stale = decider.rules[key].renew_from > (before.policy_version or 0)
+    if before.state in ("expired", "invalidated") or (
+        before.state in ("given", "renewed") and (expired or stale)
+    ):
+        return Status.renewed
+    return state
+
+
+def _topics_for(
+    purpose: str,
+    channel: str | None,
+    list_name: str | None,
+    recipient: str | None,
+    cookies: Sequence[str],
+) -> list[tuple[str, Sequence[str] | None]]:
+    """The choices one decision about `purpose` can look at."""
+    topics: list[tuple[str, Sequence[str] | None]] = [
+        ("consent", [purpose]),
+        ("restriction", None),
+        ("parental", None),
+        ("opt_out", None),
+        ("objection", [purpose, MARKETING_OBJECTION]),
+    ]
+    if channel is not None:
+        topics.append(("channel", [channel]))
+    if list_name is not None:
+        topics.append(("list", [list_name, "*"]))
+    if recipient is not None:
+        topics.append(("recipient", [recipient]))
+    if cookies:
+        topics.append(("cookie", list(cookies)))
+    return topics
+
+
+__all__ = [
+    "ChoiceInput",
+    "Consent",
+    "ConsentError",
+    "DecisionLogging",
+    "SubjectLike",
+    "UnknownName",
+]
