@@ -55,14 +55,41 @@ _TRACKING_USES = (
 )
 _OBJECTABLE = frozenset({Basis.legitimate_interests, Basis.public_interest})
 
-_ARTICLES = {
-    Basis.consent: "consent (GDPR Art. 6(1)(a))",
-    Basis.contract: "the performance of a contract (GDPR Art. 6(1)(b))",
-    Basis.legal_obligation: "a legal obligation (GDPR Art. 6(1)(c))",
-    Basis.vital_interests: "vital interests (GDPR Art. 6(1)(d))",
-    Basis.public_interest: "a task in the public interest (GDPR Art. 6(1)(e))",
-    Basis.legitimate_interests: "legitimate interests (GDPR Art. 6(1)(f))",
+_BASIS_WORDS = {
+    Basis.consent: "consent",
+    Basis.contract: "the performance of a contract",
+    Basis.legal_obligation: "a legal obligation",
+    Basis.vital_interests: "vital interests",
+    Basis.public_interest: "a task in the public interest",
+    Basis.legitimate_interests: "legitimate interests",
 }
+# Where each law states the basis; a law without one (the CCPA) is not cited.
+_CITATIONS = {
+    "eu": {
+        Basis.consent: "GDPR Art. 6(1)(a)",
+        Basis.contract: "GDPR Art. 6(1)(b)",
+        Basis.legal_obligation: "GDPR Art. 6(1)(c)",
+        Basis.vital_interests: "GDPR Art. 6(1)(d)",
+        Basis.public_interest: "GDPR Art. 6(1)(e)",
+        Basis.legitimate_interests: "GDPR Art. 6(1)(f)",
+    },
+    "cn": {
+        Basis.consent: "PIPL Art. 13(1)",
+        Basis.contract: "PIPL Art. 13(2)",
+        Basis.legal_obligation: "PIPL Art. 13(3)",
+        Basis.vital_interests: "PIPL Art. 13(4)",
+        Basis.public_interest: "PIPL Art. 13(5)",
+    },
+    "br": {
+        Basis.consent: "LGPD Art. 7(I)",
+        Basis.legal_obligation: "LGPD Art. 7(II)",
+        Basis.public_interest: "LGPD Art. 7(III)",
+        Basis.contract: "LGPD Art. 7(V)",
+        Basis.vital_interests: "LGPD Art. 7(VII)",
+        Basis.legitimate_interests: "LGPD Art. 7(IX)",
+    },
+}
+_CITATIONS["uk"] = {b: f"UK {c}" for b, c in _CITATIONS["eu"].items()}
 
 
 class UnknownName(ValueError):
@@ -571,7 +598,8 @@ def _allowed_reason(basis: Basis, jurisdiction: str | None) -> str:
     where = f" in {jurisdiction}" if jurisdiction else ""
     if basis is Basis.consent:
         return f"allowed: the subject's consent{where} is recorded and valid"
-    return f"allowed: based on {_ARTICLES[basis]}{where}"
+    cited = _CITATIONS.get(jurisdiction or "eu", {}).get(basis)
+    return f"allowed: based on {_BASIS_WORDS[basis]}{f' ({cited})' if cited else ''}{where}"
 
 
 def _age_on(birth: date, today: date) -> int:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ from lawful.consent.decide import (
 from lawful.consent.ledger import NewChoice
 from lawful.consent.receipt import receipt as build_receipt
 from lawful.consent.records import ConsentRecord, Status, Topic
+from lawful.consent.unsubscribe import UnsubscribeScope, headers_for, read_token
 from lawful.policy import Policy
 from lawful.policy.vocabulary import Basis, ConsentMethod, unknown
 from lawful.store import PolicyVersion, Store
@@ -110,6 +111,7 @@ class Consent:
         self._pending: list[NewEvent] = []
         self._lock = threading.Lock()
         self._random = random.Random()
+        self._token_key: bytes | None = None
 
     # -- subjects ----------------------------------------------------------------------
 
@@ -300,6 +302,73 @@ class Consent:
     ) -> ConsentRecord:
         topic, key = self._preference_target(channel, list_name)
         return self._one(subject, topic, key, "", Status.given, method=method, at=at)
+
+    def unsubscribe_headers(
+        self,
+        subject: SubjectLike,
+        *,
+        base_url: str,
+        list_name: str | None = None,
+        channel: str | None = None,
+        mailto: str | None = None,
+    ) -> dict[str, str]:
+        """The `List-Unsubscribe` (and, when the policy offers one-click, RFC 8058
+        `List-Unsubscribe-Post`) header values for one marketing message to `subject`.
+
+        The link leaves `list_name`, or `channel`, or (neither given) all direct
+        marketing. Its token names the subject by their opaque ref, never an address.
+        """
+        if list_name is not None:
+            self._preference_target(None, list_name)
+        if channel is not None:
+            self._preference_target(channel, None)
+        if list_name is not None and channel is not None:
+            raise ConsentError("an unsubscribe link leaves a list or a channel, not both")
+        found = self.subject(subject, create=True)
+        assert found is not None
+        scope = (
+            UnsubscribeScope.of_list(list_name)
+            if list_name is not None
+            else UnsubscribeScope.of_channel(channel)
+            if channel is not None
+            else UnsubscribeScope.everything()
+        )
+        headers = headers_for(
+            self._unsubscribe_key(),
+            controller=self.key,
+            subject_ref=found.ref,
+            scope=scope,
+            base_url=base_url,
+            mailto=mailto or self.policy.marketing.unsubscribe.email,
+        )
+        if not self.policy.marketing.unsubscribe.one_click:
+            headers.pop("List-Unsubscribe-Post")
+        return headers
+
+    def unsubscribe_by_token(
+        self, token: str, *, max_age: timedelta | None = None, method: str = "email_link"
+    ) -> ConsentRecord:
+        """Apply the token of an unsubscribe link or one-click POST (no sign-in needed).
+
+        Raises UnsubscribeTokenError for an altered, foreign or expired token. Using a
+        link twice records the choice again, which changes nothing.
+        """
+        request = read_token(self._unsubscribe_key(), token, controller=self.key, max_age=max_age)
+        with self.store.engine.connect() as conn:
+            found = registry.subject_by_ref(conn, self.context, request.subject_ref)
+        if found is None:
+            raise ConsentError("the subject of this unsubscribe link is no longer known")
+        scope = request.scope
+        if scope.kind == "list":
+            return self.unsubscribe(found, list_name=scope.name, method=method)
+        if scope.kind == "channel":
+            return self.unsubscribe(found, channel=str(scope.channel), method=method)
+        return self.object(found, method=method)
+
+    def _unsubscribe_key(self) -> bytes:
+        if self._token_key is None:
+            self._token_key = self.keyring.derive("lawful unsubscribe tokens")
+        return self._token_key
 
     def set_cookies(
         self,

@@ -53,7 +53,7 @@ from lawful.policy.vocabulary import Channel, describe, unknown
 __all__ = [
     "FUTURE_SKEW",
     "TOKEN_VERSION",
-    "Unsubscribe",
+    "UnsubscribeRequest",
     "UnsubscribeScope",
     "UnsubscribeTokenError",
     "headers_for",
@@ -163,7 +163,7 @@ class UnsubscribeTokenError(ValueError):
 
 
 @dataclass(frozen=True)
-class Unsubscribe:
+class UnsubscribeRequest:
     """What a verified token asks for: this subject leaves this scope of this controller.
 
     (Not to be confused with `lawful.policy.model.Unsubscribe`, the policy's promise about
@@ -214,7 +214,7 @@ def read_token(
     controller: str,
     max_age: timedelta | None = None,
     now: datetime | None = None,
-) -> Unsubscribe:
+) -> UnsubscribeRequest:
     """Verify `token` for `controller` and say what it asks; raise UnsubscribeTokenError."""
     _check_key(key)
     if max_age is not None and (not isinstance(max_age, timedelta) or max_age <= timedelta(0)):
@@ -291,7 +291,9 @@ def read_token(
             f"the unsubscribe token has expired: it was issued {_when(issued_at)} and links "
             f"are honoured for {_span(max_age)}",
         )
-    return Unsubscribe(controller=issuer, subject_ref=subject_ref, scope=scope, issued_at=issued_at)
+    return UnsubscribeRequest(
+        controller=issuer, subject_ref=subject_ref, scope=scope, issued_at=issued_at
+    )
 
 
 # --- links and headers ------------------------------------------------------------------

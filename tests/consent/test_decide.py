@@ -300,3 +300,28 @@ def test_bad_input_is_named(engine: Engine) -> None:
         engine.decide(ALICE, "orders", jurisdiction="mars")
     # Nothing was half-recorded.
     assert engine.consent.history(ALICE) == []
+
+
+def test_unsubscribe_links_and_one_click(engine: Engine) -> None:
+    from lawful.consent.unsubscribe import UnsubscribeTokenError
+
+    engine.consent.give(ALICE, "newsletter")
+    headers = engine.consent.unsubscribe_headers(
+        ALICE, base_url="https://shop.example/unsubscribe", list_name="news"
+    )
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = headers["List-Unsubscribe"].strip("<>")
+    assert link.startswith("https://shop.example/unsubscribe/")
+    assert "alice" not in link  # the token names an opaque ref, never the address
+    token = link.rsplit("/", 1)[1]
+    record = engine.consent.unsubscribe_by_token(token)
+    assert (record.topic, record.key, record.method) == ("list", "news", "email_link")
+    assert engine.decide(ALICE, "newsletter", list_name="news").rule == "list.unsubscribed"
+    assert engine.decide(ALICE, "newsletter", list_name="deals").allowed
+    # A link for everything stops all direct marketing, not transactional messages.
+    everything = engine.consent.unsubscribe_headers(ALICE, base_url="https://shop.example/u")
+    engine.consent.unsubscribe_by_token(everything["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1])
+    assert engine.decide(ALICE, "newsletter", list_name="deals").rule == "objection"
+    assert engine.decide(ALICE, "order_notices").allowed
+    with pytest.raises(UnsubscribeTokenError):
+        engine.consent.unsubscribe_by_token(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1])

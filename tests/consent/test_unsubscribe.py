@@ -1,4 +1,4 @@
-"""Unsubscribe tokens are signed, scoped and checked; one-click headers follow RFC 8058."""
+"""UnsubscribeRequest tokens are signed, scoped and checked; one-click headers follow RFC 8058."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lawful.consent.unsubscribe import (
-    Unsubscribe,
+    UnsubscribeRequest,
     UnsubscribeScope,
     UnsubscribeTokenError,
     headers_for,
@@ -39,7 +39,7 @@ def _token(scope: UnsubscribeScope | str = "list:newsletter", **kwargs: object) 
     return make_token(key, **args)
 
 
-def _read(token: str, **kwargs: object) -> Unsubscribe:
+def _read(token: str, **kwargs: object) -> UnsubscribeRequest:
     args: dict = {"controller": "acme", "now": T0 + timedelta(hours=1)}
     args.update(kwargs)
     key = args.pop("key", KEY)
@@ -134,7 +134,7 @@ def test_scope_fields_are_checked_too() -> None:
 def test_a_token_roundtrips_for_every_kind_of_scope(scope: UnsubscribeScope) -> None:
     token = _token(scope)
     assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)
-    assert _read(token) == Unsubscribe(
+    assert _read(token) == UnsubscribeRequest(
         controller="acme", subject_ref=SUBJECT, scope=scope, issued_at=T0
     )
     assert _read(_token(str(scope))).scope == scope
