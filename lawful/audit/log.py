@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from lawful.audit.tables import audit_events, audit_heads
 from lawful.store import Store
+from lawful.store.bulk import insert_rows
 from lawful.store.tables import controllers
 
 GENESIS = "0" * 64  # the "previous hash" of a chain's first event
@@ -130,23 +131,23 @@ def append(
         digest = event_hash(controller, seq, now, event.kind, event.subject, data, prev)
         written.append(Event(seq, now, event.kind, event.subject, data, prev, digest))
         prev = digest
-    for start in range(0, len(written), _BATCH):
-        conn.execute(
-            sa.insert(audit_events),
-            [
-                {
-                    "controller_id": controller_id,
-                    "seq": e.seq,
-                    "at": e.at,
-                    "kind": e.kind,
-                    "subject": e.subject,
-                    "data": e.data,
-                    "prev_hash": e.prev_hash,
-                    "hash": e.hash,
-                }
-                for e in written[start : start + _BATCH]
-            ],
-        )
+    insert_rows(
+        conn,
+        audit_events,
+        [
+            {
+                "controller_id": controller_id,
+                "seq": e.seq,
+                "at": e.at,
+                "kind": e.kind,
+                "subject": e.subject,
+                "data": e.data,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in written
+        ],
+    )
     conn.execute(
         sa.update(audit_heads)
         .where(audit_heads.c.controller_id == controller_id)

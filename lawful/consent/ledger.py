@@ -21,6 +21,7 @@ from lawful.audit.log import NewEvent, append
 from lawful.consent.decide import Choice, SubjectState
 from lawful.consent.records import ConsentRecord, Status, Topic
 from lawful.consent.tables import consent_records, consent_state
+from lawful.store.bulk import insert_rows
 from lawful.store.upsert import upsert
 from lawful.subjects.tables import subjects
 
@@ -77,8 +78,7 @@ def append_choices(
         }
         for c, ref in zip(choices, refs, strict=True)
     ]
-    for start in range(0, len(rows), _BATCH):
-        conn.execute(sa.insert(consent_records), rows[start : start + _BATCH])
+    insert_rows(conn, consent_records, rows)
     # The newest choice per topic wins; an older one (an import of past records) does
     # not overwrite a newer state.
     newest: dict[tuple[int, str, str, str], dict[str, Any]] = {}

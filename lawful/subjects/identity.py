@@ -57,9 +57,14 @@ class Identity:
     ) -> Identity:
         """The identity of `kind` with `value` normalised; raises IdentityError if invalid."""
         kind = identity_kind(kind)
-        made = object.__new__(cls)  # normalised here, so __post_init__'s second pass is skipped
+        return cls._normalised(kind, normalise(kind, value, default_region=default_region))
+
+    @classmethod
+    def _normalised(cls, kind: IdentityKind, value: str) -> Identity:
+        """An identity from a value already normalised (skips __post_init__'s second pass)."""
+        made = object.__new__(cls)
         object.__setattr__(made, "kind", kind)
-        object.__setattr__(made, "value", normalise(kind, value, default_region=default_region))
+        object.__setattr__(made, "value", value)
         return made
 
     @classmethod
@@ -67,6 +72,11 @@ class Identity:
         """Read "kind:value"; a bare value with '@' is an email, one starting '+' a phone."""
         if not isinstance(text, str):
             raise IdentityError(f"an identity must be text, got {type(text).__name__}")
+        if text.startswith("email:"):
+            # The common case, in one match: batch decisions parse every identity given.
+            plain = text[6:].strip().lower()
+            if len(plain) <= MAX_EMAIL_LENGTH and _PLAIN_EMAIL.fullmatch(plain):
+                return cls._normalised(IdentityKind.email, plain)
         head, sep, rest = text.partition(":")
         if sep and head.strip().lower() in IdentityKind.__members__:
             return cls.of(head.strip().lower(), rest, default_region=default_region)
