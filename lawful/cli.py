@@ -359,18 +359,77 @@ def audit_show(
     policy: PolicyOption = None,
     store: StoreOption = None,
     subject: Annotated[
-        str | None, typer.Option(help="Only events of this subject (identity hash).")
+        str | None,
+        typer.Option(
+            help="Only events of this subject: an identity (email:alice@example.com, a bare "
+            "email or +phone number) or its audit pseudonym (64 hex digits)."
+        ),
+    ] = None,
+    keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyring",
+            "-k",
+            help="Keyring file, to look up an identity [default: $LAWFUL_KEYRING or ./lawful.keys]",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many events, newest last.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List the controller's audit events, oldest first."""
+    import re
+
+    from lawful.consent.ledger import merged_refs
+    from lawful.subjects import (
+        Identity,
+        IdentityError,
+        KeyringError,
+        KeyringMissing,
+        load_keyring,
+        registry,
+    )
+
+    identity: Identity | None = None
+    if subject is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", subject):
+        try:
+            identity = Identity.parse(subject)
+        except IdentityError as exc:
+            _usage(f"--subject: {exc}; or give the subject's audit pseudonym (64 hex digits)")
     log = _audit_log(policy, store)
     with log.store:
-        events = log.events(subject=subject, last=limit)
+        if subject is None:
+            events = log.events(last=limit)
+        else:
+            pseudonyms = [subject.lower()]
+            if identity is not None:
+                try:
+                    ring = load_keyring(keyring)
+                    # Read only: the connection's transaction is rolled back on exit, so
+                    # looking up an identity records nothing (not even the keyring check).
+                    with log.store.engine.connect() as conn:
+                        controller_id = log._controller_id(conn)
+                        found = None
+                        if controller_id is not None:
+                            ctx = registry.Context(controller_id, log.controller, ring)
+                            registry.check_keyring(conn, ctx)
+                            found = registry.find(conn, ctx, identity)
+                        # The subject and the subjects merged into it; an unknown identity
+                        # has no events, exactly like a known one with none.
+                        refs = merged_refs(conn, found.id, found.ref).values() if found else ()
+                        pseudonyms = [ring.subject_hash(ref) for ref in refs]
+                except KeyringMissing as exc:
+                    _usage(str(exc))
+                except KeyringError as exc:
+                    _refuse(str(exc))
+            events = sorted(
+                (e for p in pseudonyms for e in log.events(subject=p, last=limit)),
+                key=lambda e: e.seq,
+            )[-limit:]
     if as_json:
         _print_json([e.to_dict() for e in events])
         return
+    if not events:
+        typer.echo("no events" + (" for this subject" if subject is not None else ""))
     for e in events:
         who = f" subject {e.subject[:12]}…" if e.subject else ""
         details = json.dumps(e.data, ensure_ascii=False, sort_keys=True) if e.data else ""

@@ -9,6 +9,7 @@ from lawful.audit.log import (
     Verification,
     append,
     event_hash,
+    lock_head,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "Verification",
     "append",
     "event_hash",
+    "lock_head",
 ]

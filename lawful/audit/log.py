@@ -121,7 +121,7 @@ def append(
         return []
     for event in batch:
         _check(event)
-    head = _lock_head(conn, controller_id)
+    head = lock_head(conn, controller_id)
     seq, prev = head
     now = datetime.now(UTC)
     written: list[Event] = []
@@ -165,8 +165,13 @@ def _check(event: NewEvent) -> None:
         json.dumps(event.data)  # must be plain JSON: raises TypeError otherwise
 
 
-def _lock_head(conn: Connection, controller_id: int) -> tuple[int, str]:
-    """Lock and read the chain head, creating it for a controller's first event."""
+def lock_head(conn: Connection, controller_id: int) -> tuple[int, str]:
+    """Lock and read the chain head, creating it for a controller's first event.
+
+    A transaction that will append events should call this before it touches other
+    rows: every writer then takes its locks in the same order (head first), so two
+    writers cannot deadlock holding one lock each.
+    """
     locked = sa.update(audit_heads).where(audit_heads.c.controller_id == controller_id)
     # A no-op update: its only effect is the lock, taken before anything is read. Where
     # the backend has UPDATE … RETURNING (PostgreSQL, SQLite), it reads the head too.

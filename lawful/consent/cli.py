@@ -6,16 +6,19 @@ A subject is named by an identity: `email:alice@example.com`, `phone:+3725551234
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from lawful.consent import ConsentError, Signals, UnknownName
-from lawful.engine import Engine
-from lawful.subjects import IdentityError, KeyringError
+from lawful.consent import ConsentError, Decision, DecisionLogging, Signals, UnknownName
+from lawful.engine import Engine, policy_path, store_url
+from lawful.policy.jurisdictions import UnknownJurisdictionError
+from lawful.policy.vocabulary import unknown
+from lawful.store import StoreError
+from lawful.subjects import IdentityError, KeyringError, KeyringMissing, SubjectError
 
 consent_app = typer.Typer(help="Record and show a subject's consent.", no_args_is_help=True)
 
@@ -46,25 +49,77 @@ ChannelOption = Annotated[
 ListOption = Annotated[str | None, typer.Option("--list", help="One marketing list of the purpose")]
 
 
-@contextmanager
-def _engine(policy: Path | None, store: str | None, keyring: Path | None) -> Iterator[Engine]:
-    """The engine, with every user error turned into `error: …` and exit code 2."""
-    from lawful.cli import _open_engine, _usage  # the shared conventions of every command
+# The shared conventions of every command live in lawful.cli, which imports this module
+# when it is itself loaded: they are looked up when called.
 
-    engine = _open_engine(policy, store)
-    engine._keyring = keyring  # read when first needed
-    try:
-        yield engine
-    except (ConsentError, UnknownName, IdentityError, KeyringError) as exc:
-        _usage(str(exc))
-    finally:
-        engine.close()
+
+def _usage(message: str) -> NoReturn:
+    from lawful.cli import _usage
+
+    _usage(message)
+
+
+def _refuse(message: str) -> NoReturn:
+    from lawful.cli import _refuse
+
+    _refuse(message)
 
 
 def _print(data: Any) -> None:
     from lawful.cli import _print_json
 
     _print_json(data)
+
+
+@contextmanager
+def _engine(
+    policy: Path | None,
+    store: str | None,
+    keyring: Path | None,
+    decision_logging: DecisionLogging | None = None,
+) -> Iterator[Engine]:
+    """The engine, with every user error turned into `error: …`.
+
+    Bad input (an unknown purpose, channel or jurisdiction, an identity without its
+    kind, a missing keyring file) exits 2; a store or keyring that can't be used (the
+    wrong keyring for this store, an unreachable database) exits 1.
+    """
+    from lawful.cli import _existing, _load_or_exit
+
+    loaded = _load_or_exit(_existing(policy_path(policy)))
+    try:
+        engine = Engine.open(
+            loaded, store_url(store), keyring=keyring, decision_logging=decision_logging
+        )
+    except StoreError as exc:
+        _refuse(str(exc))
+    try:
+        yield engine
+    except (
+        ConsentError,
+        UnknownName,
+        UnknownJurisdictionError,
+        IdentityError,
+        SubjectError,
+        KeyringMissing,
+    ) as exc:
+        _usage(str(exc))
+    except (KeyringError, StoreError) as exc:
+        _refuse(str(exc))
+    finally:
+        engine.close()
+
+
+def _reason(decision: Decision) -> str:
+    # Reasons of allowed decisions start "allowed: …"; the verdict is printed once.
+    return decision.reason.removeprefix("allowed: ")
+
+
+def _known_name(value: str | None, noun: str, names: Iterable[str]) -> None:
+    """A channel or list the policy never mentions is a typo: bad usage, not a refusal."""
+    options = sorted(set(names))
+    if value is not None and value not in options:
+        _usage(unknown(value, noun, options))
 
 
 def _record_dict(record: Any) -> dict[str, Any]:
@@ -107,7 +162,12 @@ def give(
     as_json: JsonOption = False,
 ) -> None:
     """Record consent given to a purpose (or one channel or list of it)."""
-    notice_text = notice.read_text(encoding="utf-8") if notice is not None else None
+    notice_text = None
+    if notice is not None:
+        try:
+            notice_text = notice.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _usage(f"--notice {notice}: cannot read it ({getattr(exc, 'strerror', None) or exc})")
     with _engine(policy, store, keyring) as engine:
         record = engine.consent.give(
             subject,
@@ -158,7 +218,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """A subject's current choices, what each purpose may do now, and the history."""
-    with _engine(policy, store, keyring) as engine:
+    # Showing what each purpose may do is not a use of the data: no decision events.
+    with _engine(policy, store, keyring, DecisionLogging(mode="off")) as engine:
         history = engine.consent.history(subject)
         decisions = [engine.decide(subject, p) for p in engine.policy.purposes]
     if as_json:
@@ -175,7 +236,7 @@ def show(
     typer.echo("purposes:")
     for d in decisions:
         mark = "✓" if d.allowed else "✗"
-        typer.echo(f"  {mark} {d.purpose}: {d.reason}")
+        typer.echo(f"  {mark} {d.purpose}: {_reason(d)}")
     if history:
         typer.echo("history:")
         for r in history:
@@ -217,6 +278,13 @@ def decide(
 ) -> None:
     """May PURPOSE use SUBJECT's data now? Exit 0 if allowed, 1 if refused."""
     with _engine(policy, store, keyring) as engine:
+        purposes = engine.policy.purposes.values()
+        _known_name(
+            channel,
+            "a marketing channel of the policy",
+            (str(c) for p in purposes for c in p.channels),
+        )
+        _known_name(list_name, "a marketing list of the policy", engine.policy.marketing.lists)
         decision = engine.decide(
             subject,
             purpose,
@@ -230,7 +298,7 @@ def decide(
         _print(decision.to_dict())
     else:
         typer.echo(
-            f"{'allowed' if decision.allowed else 'refused'}: {decision.reason} [{decision.rule}]"
+            f"{'allowed' if decision.allowed else 'refused'}: {_reason(decision)} [{decision.rule}]"
         )
     if not decision.allowed:
         raise typer.Exit(1)

@@ -229,6 +229,7 @@ class Decider:
         self.default_jurisdiction = self.jurisdictions[0] if len(self.jurisdictions) == 1 else None
         self.gpc_required = {j: get_jurisdiction(j).gpc_required for j in self.jurisdictions}
         self.rules = {name: self._compile(name, p) for name, p in policy.purposes.items()}
+        self.channels = frozenset(str(c) for p in policy.purposes.values() for c in p.channels)
         self.set_renewals(renew_from or {})
 
     # -- compiling the policy -----------------------------------------------------------
@@ -410,6 +411,10 @@ class Decider:
         # 5. marketing channels and lists
         if rule.marketing and not rule.transactional:
             if channel is not None:
+                if channel not in self.channels:
+                    raise UnknownName(
+                        unknown(channel, "a channel of the policy", sorted(self.channels))
+                    )
                 if channel not in rule.channels:
                     return no(
                         "channel.not_declared",
@@ -427,6 +432,14 @@ class Decider:
                         f"the subject unsubscribed from marketing by {channel}",
                     )
             if list_name is not None:
+                if list_name not in self.policy.marketing.lists:
+                    raise UnknownName(
+                        unknown(
+                            list_name,
+                            "a marketing list of the policy",
+                            sorted(self.policy.marketing.lists),
+                        )
+                    )
                 if list_name not in rule.lists:
                     return no(
                         "list.not_declared",

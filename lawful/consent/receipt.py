@@ -66,7 +66,11 @@ def receipt(
             {
                 "eventTime": record.at.isoformat(),
                 "eventType": record.method,
-                "eventBy": "parent or guardian" if record.method == "parent" else "data subject",
+                "eventBy": "parent or guardian"
+                if record.method == "parent"
+                or record.actor is not None
+                or record.topic is Topic.parental
+                else "data subject",
                 "eventState": record.state.dpv,
             }
         ],
@@ -88,14 +92,18 @@ def _purpose(policy: Policy, record: ConsentRecord, purpose: Any) -> dict[str, A
         }
     retention = purpose.retention
     rule = policy.retention.get(retention) if isinstance(retention, str) else retention
+    # Named by the purpose, or naming the purpose (as decisions count them).
+    named = [r for r in purpose.recipients if r in policy.recipients]
+    named += [
+        r for r, rec in policy.recipients.items() if record.key in rec.purposes and r not in named
+    ]
     recipients = [
         {
             "name": policy.recipients[r].name or r,
             "role": str(policy.recipients[r].role),
             "country": list(policy.recipients[r].country),
         }
-        for r in purpose.recipients
-        if r in policy.recipients
+        for r in named
     ]
     return {
         "purposeId": record.key,

@@ -15,7 +15,7 @@ import ipaddress
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lawful.audit.log import NewEvent
+from lawful.audit.log import NewEvent, lock_head
 from lawful.audit.log import append as append_events
 from lawful.consent import ledger
 from lawful.consent.decide import (
@@ -77,6 +77,10 @@ class DecisionLogging:
             raise ValueError(
                 f"decision audit mode must be all, refusals, sample or off, not {self.mode!r}"
             )
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(
+                f"decision events are written in batches of 1 or more, not {self.batch!r}"
+            )
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"the decision sample rate must be between 0 and 1, not {self.rate}")
 
@@ -120,7 +124,7 @@ class Consent:
 
     def subject(self, subject: SubjectLike, *, create: bool = False) -> Subject | None:
         """The subject an identity (or ref) names; with `create`, made when unknown."""
-        return self.store.write(lambda conn: self._subject(conn, subject, create=create))
+        return self._write(lambda conn: self._subject(conn, subject, create=create))
 
     def _subject(self, conn: Connection, subject: SubjectLike, *, create: bool) -> Subject | None:
         if isinstance(subject, Subject):
@@ -128,6 +132,20 @@ class Consent:
         identity = self._identity(subject)
         found = registry.resolve_many(conn, self._ctx(), [identity], create=create)
         return found.get(identity)
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """One retried transaction that takes the audit chain's head lock first.
+
+        Every change here writes events; taking the head lock before any other row
+        keeps all writers' lock order the same, so concurrent writers queue instead of
+        deadlocking (a new subject's creation event and a known subject's state).
+        """
+
+        def locked(conn: Connection) -> T:
+            lock_head(conn, self.controller_id)
+            return work(conn)
+
+        return self.store.write(locked)
 
     def _ctx(self) -> registry.Context:
         return self.context
@@ -162,7 +180,7 @@ class Consent:
             assert found is not None
             return registry.update(conn, self._ctx(), found, **changes)
 
-        updated = self.store.write(work)
+        updated = self._write(work)
         self._forget()
         return updated
 
@@ -177,7 +195,7 @@ class Consent:
             registry.link(conn, self.context, found, self._identity(identity), keep_raw=keep_raw)
             return found
 
-        linked = self.store.write(work)
+        linked = self._write(work)
         self._forget()
         return linked
 
@@ -194,7 +212,7 @@ class Consent:
             ledger.move_state(conn, keep.id, gone.id)
             return merged
 
-        merged = self.store.write(work)
+        merged = self._write(work)
         self._forget()
         return merged
 
@@ -225,6 +243,8 @@ class Consent:
         """
         scope = self._scope(purpose, channel, list_name)
         self._consent_purpose(purpose)
+        if jurisdiction is not None:
+            self.decider.check_jurisdiction(jurisdiction)
         at = at or datetime.now(UTC)
         spec = self.policy.purposes[purpose].consent
         if expires_at is None and spec is not None and spec.expires is not None:
@@ -560,7 +580,7 @@ class Consent:
             ]
             return ledger.append_choices(conn, self.controller_id, self.key, new)
 
-        records = self.store.write(work)
+        records = self._write(work)
         self._forget()
         return records
 
@@ -680,9 +700,7 @@ class Consent:
         with self._lock:
             pending, self._pending = self._pending, []
         if pending:
-            self.store.write(
-                lambda conn: append_events(conn, self.controller_id, self.key, pending)
-            )
+            self._write(lambda conn: append_events(conn, self.controller_id, self.key, pending))
 
     def close(self) -> None:
         self.flush()
@@ -831,7 +849,7 @@ class Consent:
             ]
             return ledger.append_choices(conn, self.controller_id, self.key, new)
 
-        records = self.store.write(work)
+        records = self._write(work)
         self._forget()
         return records
 
@@ -870,6 +888,15 @@ class Consent:
 
     def _validate(self, item: ChoiceInput) -> None:
         self._method(item.method)
+        _notice_hash(item.notice_hash, None)
+        if item.jurisdiction is not None:
+            self.decider.check_jurisdiction(item.jurisdiction)
+        for name, when in (("at", item.at), ("expires_at", item.expires_at)):
+            if when is not None and (when.tzinfo is None or when.utcoffset() is None):
+                raise ConsentError(
+                    f"give {name} with its time zone, e.g. datetime.now(UTC); a time without "
+                    "one means different instants on different machines"
+                )
         if item.topic is Topic.consent:
             self._consent_purpose(item.key)
             if item.scope:
@@ -991,8 +1018,11 @@ class Consent:
             keep_ip = bool(spec and spec.keep_ip)
         clean: dict[str, Any] = {}
         for name, value in evidence.items():
-            if not isinstance(value, str | int | float | bool) or value is None:
-                raise ConsentError(f"evidence '{name}' must be text, a number or true/false")
+            if value is None:
+                clean[name] = None
+                continue
+            if not isinstance(value, str | int | float | bool):
+                raise ConsentError(f"evidence '{name}' must be text, a number, true/false or null")
             text = str(value)
             if "@" in text:
                 raise ConsentError(

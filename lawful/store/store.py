@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,7 +18,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from lawful.store.tables import controllers, policy_versions
 
@@ -225,12 +233,16 @@ class Store:
             try:
                 with self.engine.begin() as conn:
                     return work(conn)
-            except IntegrityError as exc:
+            except (IntegrityError, OperationalError) as exc:
+                if isinstance(exc, OperationalError) and not _transient(exc):
+                    raise
                 if attempt == _ATTEMPTS:
                     raise StoreError(
                         f"the store at {self.url} kept rejecting a write after {_ATTEMPTS} "
                         f"attempts ({_first_line(exc.orig)}); try again"
                     ) from exc
+                # Let the winner commit before trying again (jittered, at most ~0.3 s).
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")
 
 
@@ -381,6 +393,18 @@ def _policy_version(row: Row[Any], controller_key: str) -> PolicyVersion:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _transient(exc: OperationalError) -> bool:
+    """A failure a retry can cure: a deadlock or serialisation failure (PostgreSQL
+    40P01/40001, MySQL 1213/1205), or SQLite's busy database."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in ("40P01", "40001"):
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in (1205, 1213):
+        return True
+    return "database is locked" in str(orig)
 
 
 def _first_line(exc: BaseException | None) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Final, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lawful.audit.log import NewEvent, append
+from lawful.audit.log import NewEvent, append, lock_head
 from lawful.policy.countries import COUNTRIES
 from lawful.policy.jurisdictions import JURISDICTIONS, get_jurisdiction
 from lawful.store import Store
@@ -509,14 +509,21 @@ class Subjects:
             self._context = context
         return self._context
 
-    def _write(self, work: Callable[[Connection, Context], T]) -> T:
+    def _write(self, work: Callable[[Connection, Context], T], *, writes: bool = True) -> T:
         context = self.context()
-        return self.store.write(lambda conn: work(conn, context))
+
+        def locked(conn: Connection) -> T:
+            if writes:
+                # Head lock first: the same lock order as every other writer (see lock_head).
+                lock_head(conn, context.controller_id)
+            return work(conn, context)
+
+        return self.store.write(locked)
 
     def find(self, identity: Identity | str) -> Subject | None:
         """The subject known by `identity`, or None."""
         parsed = _identity(identity)
-        return self._write(lambda conn, ctx: find(conn, ctx, parsed))
+        return self._write(lambda conn, ctx: find(conn, ctx, parsed), writes=False)
 
     def resolve(
         self,
@@ -538,7 +545,8 @@ class Subjects:
                 kind=kind,
                 jurisdiction=jurisdiction,
                 country=country,
-            )
+            ),
+            writes=create,
         )
 
     def create(
@@ -563,7 +571,9 @@ class Subjects:
 
     def by_ref(self, ref: str, *, follow: bool = True) -> Subject | None:
         """The subject with public id `ref` (the survivor if it was merged), or None."""
-        return self._write(lambda conn, ctx: subject_by_ref(conn, ctx, ref, follow=follow))
+        return self._write(
+            lambda conn, ctx: subject_by_ref(conn, ctx, ref, follow=follow), writes=False
+        )
 
     def link(self, subject: Subject, identity: Identity | str, *, keep_raw: bool = False) -> None:
         """Add an identity to `subject`; IdentityConflict if it is another subject's."""
@@ -600,7 +610,7 @@ class Subjects:
         self, subject: Subject, kind: IdentityKind | str | None = None
     ) -> list[Identity]:
         """The identities of `subject` whose raw value was kept, decrypted."""
-        return self._write(lambda conn, ctx: raw_identities(conn, ctx, subject, kind))
+        return self._write(lambda conn, ctx: raw_identities(conn, ctx, subject, kind), writes=False)
 
     def rotate(self, batch: int = ROTATE_BATCH) -> int:
         """Re-encrypt every kept value with the current key; returns how many."""

@@ -218,7 +218,9 @@ def test_channel_preferences(engine: Engine) -> None:
     refused = engine.decide(ALICE, "newsletter", channel="email")
     assert (refused.allowed, refused.rule) == (False, "channel.unsubscribed")
     assert engine.decide(ALICE, "newsletter", channel="sms").allowed
-    assert engine.decide(ALICE, "newsletter", channel="post").rule == "channel.not_declared"
+    assert engine.decide(ALICE, "ad_sharing", channel="email").rule == "channel.not_declared"
+    with pytest.raises(UnknownName, match="channel"):
+        engine.decide(ALICE, "newsletter", channel="post")
     # Transactional messages go on.
     assert engine.decide(ALICE, "order_notices", channel="email").allowed
     engine.consent.resubscribe(ALICE, channel="email")
@@ -320,8 +322,12 @@ def test_unsubscribe_links_and_one_click(engine: Engine) -> None:
     assert engine.decide(ALICE, "newsletter", list_name="deals").allowed
     # A link for everything stops all direct marketing, not transactional messages.
     everything = engine.consent.unsubscribe_headers(ALICE, base_url="https://shop.example/u")
-    engine.consent.unsubscribe_by_token(everything["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1])
+    engine.consent.unsubscribe_by_token(
+        everything["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
+    )
     assert engine.decide(ALICE, "newsletter", list_name="deals").rule == "objection"
     assert engine.decide(ALICE, "order_notices").allowed
     with pytest.raises(UnsubscribeTokenError):
-        engine.consent.unsubscribe_by_token(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1])
+        engine.consent.unsubscribe_by_token(
+            token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+        )
