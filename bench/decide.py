@@ -76,11 +76,6 @@ def run(url: str, label: str, n: int) -> None:
         for i in range(0, n, batch):
             consent.record_many(choices[i : i + batch])
         write_s = time.perf_counter() - start
-        with engine.store.engine.begin() as conn:
-            # Fresh tables: without statistics PostgreSQL plans joins as if they were
-            # empty (autovacuum would analyze them soon after an import this size).
-            conn.exec_driver_sql("ANALYZE")
-
         # The common write: choices of people already known (here: half withdraw).
         changes = [
             ChoiceInput(p, Topic.consent, "newsletter", Status.withdrawn) for p in everyone[::2]

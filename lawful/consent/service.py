@@ -10,8 +10,6 @@ seconds (0 reads the store on every decision).
 from __future__ import annotations
 
 import gc
-import hashlib
-import ipaddress
 import random
 import threading
 import time
@@ -26,11 +24,11 @@ from sqlalchemy.engine import Connection
 
 from lawful.audit.log import NewEvent, lock_head
 from lawful.audit.log import append as append_events
-from lawful.consent import ledger
+from lawful.consent import checks, ledger
+from lawful.consent.checks import ConsentError
 from lawful.consent.decide import (
     MARKETING_OBJECTION,
     NO_SIGNALS,
-    OPT_OUTS,
     UNKNOWN_SUBJECT,
     Decider,
     Decision,
@@ -43,7 +41,7 @@ from lawful.consent.receipt import receipt as build_receipt
 from lawful.consent.records import ConsentRecord, Status, Topic
 from lawful.consent.unsubscribe import UnsubscribeScope, headers_for, read_token
 from lawful.policy import Policy
-from lawful.policy.vocabulary import Basis, ConsentMethod, unknown
+from lawful.policy.vocabulary import unknown
 from lawful.store import PolicyVersion, Store
 from lawful.store.tables import policy_versions
 from lawful.subjects import Identity, Keyring, Subject, registry
@@ -52,10 +50,6 @@ T = TypeVar("T")
 SubjectLike = str | Identity | Subject
 
 DecisionAudit = Literal["all", "refusals", "sample", "off"]
-
-
-class ConsentError(ValueError):
-    """A choice that cannot be recorded as asked; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -241,8 +235,8 @@ class Consent:
         `renewed`. A parent consenting for a child passes `parent` (their identity)
         and the method becomes `parent`.
         """
-        scope = self._scope(purpose, channel, list_name)
-        self._consent_purpose(purpose)
+        scope = checks.scope(self.policy, purpose, channel, list_name)
+        checks.consent_purpose(self.policy, purpose)
         if jurisdiction is not None:
             self.decider.check_jurisdiction(jurisdiction)
         at = at or datetime.now(UTC)
@@ -258,10 +252,10 @@ class Consent:
             method="parent" if parent is not None else method,
             at=at,
             expires_at=expires_at,
-            notice_hash=_notice_hash(notice_hash, notice_text),
+            notice_hash=checks.notice_hash(notice_hash, notice_text),
             language=language,
             jurisdiction=jurisdiction,
-            evidence=self._evidence(purpose, evidence),
+            evidence=checks.evidence(self.policy, purpose, evidence),
             parent=parent,
         )
 
@@ -276,8 +270,8 @@ class Consent:
         at: datetime | None = None,
     ) -> ConsentRecord:
         """Record consent withdrawn; the history stays, the purpose stops."""
-        scope = self._scope(purpose, channel, list_name)
-        self._consent_purpose(purpose)
+        scope = checks.scope(self.policy, purpose, channel, list_name)
+        checks.consent_purpose(self.policy, purpose)
         return self._one(
             subject, Topic.consent, purpose, scope, Status.withdrawn, method=method, at=at
         )
@@ -286,14 +280,14 @@ class Consent:
         self, subject: SubjectLike, purpose: str, *, method: str = "api", at: datetime | None = None
     ) -> ConsentRecord:
         """Record that consent was asked for and refused."""
-        self._consent_purpose(purpose)
+        checks.consent_purpose(self.policy, purpose)
         return self._one(subject, Topic.consent, purpose, "", Status.refused, method=method, at=at)
 
     def request(
         self, subject: SubjectLike, purpose: str, *, method: str = "api", at: datetime | None = None
     ) -> ConsentRecord:
         """Record that consent was asked for (no answer yet)."""
-        self._consent_purpose(purpose)
+        checks.consent_purpose(self.policy, purpose)
         return self._one(
             subject, Topic.consent, purpose, "", Status.requested, method=method, at=at
         )
@@ -308,7 +302,7 @@ class Consent:
         at: datetime | None = None,
     ) -> ConsentRecord:
         """Stop marketing by one channel, from one list, or (`list_name="*"`) from every list."""
-        topic, key = self._preference_target(channel, list_name)
+        topic, key = checks.preference_target(self.policy, channel, list_name)
         return self._one(subject, topic, key, "", Status.withdrawn, method=method, at=at)
 
     def resubscribe(
@@ -320,7 +314,7 @@ class Consent:
         method: str = "api",
         at: datetime | None = None,
     ) -> ConsentRecord:
-        topic, key = self._preference_target(channel, list_name)
+        topic, key = checks.preference_target(self.policy, channel, list_name)
         return self._one(subject, topic, key, "", Status.given, method=method, at=at)
 
     def unsubscribe_headers(
@@ -339,9 +333,9 @@ class Consent:
         marketing. Its token names the subject by their opaque ref, never an address.
         """
         if list_name is not None:
-            self._preference_target(None, list_name)
+            checks.preference_target(self.policy, None, list_name)
         if channel is not None:
-            self._preference_target(channel, None)
+            checks.preference_target(self.policy, channel, None)
         if list_name is not None and channel is not None:
             raise ConsentError("an unsubscribe link leaves a list or a channel, not both")
         found = self.subject(subject, create=True)
@@ -428,7 +422,7 @@ class Consent:
         return self._one(
             subject,
             Topic.opt_out,
-            self._opt_out_kind(kind),
+            checks.opt_out_kind(self.policy, kind),
             "",
             Status.withdrawn,
             method=method,
@@ -444,7 +438,13 @@ class Consent:
         at: datetime | None = None,
     ) -> ConsentRecord:
         return self._one(
-            subject, Topic.opt_out, self._opt_out_kind(kind), "", Status.given, method=method, at=at
+            subject,
+            Topic.opt_out,
+            checks.opt_out_kind(self.policy, kind),
+            "",
+            Status.given,
+            method=method,
+            at=at,
         )
 
     def object(
@@ -496,7 +496,7 @@ class Consent:
         at: datetime | None = None,
     ) -> ConsentRecord:
         """The subject asks that their data not go to this recipient (Selro)."""
-        self._recipient(recipient)
+        checks.recipient(self.policy, recipient)
         return self._one(
             subject, Topic.recipient, recipient, "", Status.withdrawn, method=method, at=at
         )
@@ -509,7 +509,7 @@ class Consent:
         method: str = "api",
         at: datetime | None = None,
     ) -> ConsentRecord:
-        self._recipient(recipient)
+        checks.recipient(self.policy, recipient)
         return self._one(
             subject, Topic.recipient, recipient, "", Status.given, method=method, at=at
         )
@@ -534,7 +534,7 @@ class Consent:
             method=method,
             at=at,
             parent=parent,
-            evidence=self._evidence(None, evidence),
+            evidence=checks.evidence(self.policy, None, evidence),
         )
 
     def apply_signals(
@@ -810,7 +810,7 @@ class Consent:
         parent: str | Identity | None = None,
         **fields: Any,
     ) -> list[ConsentRecord]:
-        self._method(method)
+        checks.method(method)
         at = at or datetime.now(UTC)
         if at.tzinfo is None:
             raise ConsentError(
@@ -881,14 +881,14 @@ class Consent:
             notice_hash=item.notice_hash,
             language=item.language,
             jurisdiction=item.jurisdiction or subject.jurisdiction,
-            evidence=self._evidence(
-                item.key if item.topic is Topic.consent else None, item.evidence
+            evidence=checks.evidence(
+                self.policy, item.key if item.topic is Topic.consent else None, item.evidence
             ),
         )
 
     def _validate(self, item: ChoiceInput) -> None:
-        self._method(item.method)
-        _notice_hash(item.notice_hash, None)
+        checks.method(item.method)
+        checks.notice_hash(item.notice_hash, None)
         if item.jurisdiction is not None:
             self.decider.check_jurisdiction(item.jurisdiction)
         for name, when in (("at", item.at), ("expires_at", item.expires_at)):
@@ -898,145 +898,29 @@ class Consent:
                     "one means different instants on different machines"
                 )
         if item.topic is Topic.consent:
-            self._consent_purpose(item.key)
+            checks.consent_purpose(self.policy, item.key)
             if item.scope:
                 channel, list_name = (
                     (None, item.scope[5:]) if item.scope.startswith("list:") else (item.scope, None)
                 )
-                self._scope(item.key, channel, list_name)
+                checks.scope(self.policy, item.key, channel, list_name)
         elif item.topic is Topic.cookie:
             if item.key not in self.policy.cookies:
                 raise ConsentError(
                     unknown(item.key, "a cookie category of the policy", self.policy.cookies)
                 )
         elif item.topic is Topic.opt_out:
-            self._opt_out_kind(item.key)
+            checks.opt_out_kind(self.policy, item.key)
         elif item.topic in (Topic.channel, Topic.list):
-            self._preference_target(
+            checks.preference_target(
+                self.policy,
                 item.key if item.topic is Topic.channel else None,
                 item.key if item.topic is Topic.list else None,
             )
         elif item.topic is Topic.recipient:
-            self._recipient(item.key)
+            checks.recipient(self.policy, item.key)
         elif item.topic is Topic.objection and item.key != MARKETING_OBJECTION:
             self.decider.rule(item.key)
-
-    def _consent_purpose(self, purpose: str) -> None:
-        try:
-            declared = self.policy.purposes[purpose]
-        except KeyError:
-            raise ConsentError(
-                unknown(purpose, "a purpose of the policy", self.policy.purposes)
-            ) from None
-        if Basis.consent not in declared.bases():
-            raise ConsentError(
-                f"purpose '{purpose}' is based on {declared.basis}, not consent, so there is no "
-                "consent to give or withdraw; to stop it for a subject, record an objection or a "
-                "restriction"
-            )
-
-    def _scope(self, purpose: str, channel: str | None, list_name: str | None) -> str:
-        if channel is not None and list_name is not None:
-            raise ConsentError("give a channel or a list, not both")
-        declared = self.policy.purposes.get(purpose)
-        if declared is None:
-            raise ConsentError(unknown(purpose, "a purpose of the policy", self.policy.purposes))
-        if channel is not None:
-            if channel not in declared.channels:
-                raise ConsentError(
-                    unknown(
-                        channel,
-                        f"a channel of purpose '{purpose}'",
-                        [str(c) for c in declared.channels],
-                    )
-                )
-            return channel
-        if list_name is not None:
-            if list_name not in declared.lists:
-                raise ConsentError(
-                    unknown(list_name, f"a list of purpose '{purpose}'", declared.lists)
-                )
-            return f"list:{list_name}"
-        return ""
-
-    def _preference_target(self, channel: str | None, list_name: str | None) -> tuple[Topic, str]:
-        if (channel is None) == (list_name is None):
-            raise ConsentError(
-                "name either a channel (email, sms, ...) or a list ('*' for every list)"
-            )
-        if channel is not None:
-            channels = {str(c) for p in self.policy.purposes.values() for c in p.channels}
-            if channel not in channels:
-                raise ConsentError(
-                    unknown(channel, "a marketing channel of the policy", sorted(channels))
-                )
-            return Topic.channel, channel
-        assert list_name is not None
-        if list_name != "*" and list_name not in self.policy.marketing.lists:
-            raise ConsentError(
-                unknown(
-                    list_name,
-                    "a marketing list of the policy ('*' for all)",
-                    self.policy.marketing.lists,
-                )
-            )
-        if list_name == "*" and not self.policy.marketing.unsubscribe.all_lists:
-            raise ConsentError(
-                "the policy does not offer leaving every list at once (marketing.unsubscribe.all_lists)"
-            )
-        return Topic.list, list_name
-
-    def _opt_out_kind(self, kind: str) -> str:
-        if kind not in OPT_OUTS:
-            raise ConsentError(unknown(kind, "an opt-out", OPT_OUTS))
-        if kind == "ad_tracking" and not self.policy.marketing.limit_ad_tracking:
-            raise ConsentError(
-                "the policy does not offer 'limit ad tracking' (marketing.limit_ad_tracking)"
-            )
-        return kind
-
-    def _recipient(self, recipient: str) -> None:
-        if recipient not in self.policy.recipients:
-            raise ConsentError(
-                unknown(recipient, "a recipient of the policy", self.policy.recipients)
-            )
-
-    def _method(self, method: str) -> None:
-        if method not in _METHODS:
-            raise ConsentError(unknown(method, "a way of collecting a choice", sorted(_METHODS)))
-
-    def _evidence(
-        self, purpose: str | None, evidence: Mapping[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """Evidence must be plain JSON and hold no personal data, IP addresses included
-        unless the purpose's consent says `keep_ip: true`."""
-        if evidence is None:
-            return None
-        keep_ip = False
-        if purpose is not None:
-            spec = self.policy.purposes[purpose].consent
-            keep_ip = bool(spec and spec.keep_ip)
-        clean: dict[str, Any] = {}
-        for name, value in evidence.items():
-            if value is None:
-                clean[name] = None
-                continue
-            if not isinstance(value, str | int | float | bool):
-                raise ConsentError(f"evidence '{name}' must be text, a number, true/false or null")
-            text = str(value)
-            if "@" in text:
-                raise ConsentError(
-                    f"evidence '{name}' looks like an email address: evidence holds no personal data; "
-                    "record a form id, a page URL or a hash instead"
-                )
-            looks_like_ip = _is_ip(text) or name.lower() in ("ip", "ip_address", "remote_addr")
-            if looks_like_ip and not keep_ip:
-                raise ConsentError(
-                    f"evidence '{name}' is an IP address, which is kept only when the purpose's "
-                    "consent says keep_ip: true in the policy"
-                )
-            clean[name] = value
-        return clean
 
 
 @dataclass(frozen=True)
@@ -1058,9 +942,6 @@ class ChoiceInput:
     evidence: Mapping[str, Any] | None = None
 
 
-_METHODS = frozenset({*(str(m) for m in ConsentMethod), "signal", "email_link"})
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a batch builds many small objects.
@@ -1075,26 +956,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _notice_hash(given: str | None, text: str | None) -> str | None:
-    if text is not None:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if given is not None and (
-        len(given) != 64 or any(ch not in "0123456789abcdef" for ch in given)
-    ):
-        raise ConsentError(
-            "notice_hash must be the SHA-256 of the text shown, as 64 lowercase hex digits"
-        )
-    return given
 
 
 def _renewed(

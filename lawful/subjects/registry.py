@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from lawful.audit.log import NewEvent, append, lock_head
@@ -188,13 +189,33 @@ def resolve_many(
     wanted = {digest: identity for identity, digest in hashes.items()}
     found: dict[str, Subject] = {}
     for chunk in _chunks(list(wanted), BATCH):
-        query = (
-            sa.select(identity_rows.c.hash, *_COLUMNS)
-            .join_from(identity_rows, subjects, subjects.c.id == identity_rows.c.subject_id)
-            .where(
+        query = sa.select(identity_rows.c.hash, *_COLUMNS)
+        if conn.dialect.name == "postgresql":
+            # Drive the join from the hashes themselves: one index probe each. With an IN
+            # list, a table that grew since it was last analyzed (a bulk import) gets a
+            # plan that scans it whole for every batch.
+            wanted_hashes = (
+                sa.func.unnest(sa.bindparam("hashes", chunk, type_=postgresql.ARRAY(sa.String)))
+                .table_valued("hash")
+                .render_derived(name="wanted")
+            )
+            query = (
+                query.select_from(wanted_hashes)
+                .join(
+                    identity_rows,
+                    sa.and_(
+                        identity_rows.c.controller_id == ctx.controller_id,
+                        identity_rows.c.hash == wanted_hashes.c.hash,
+                    ),
+                )
+                .join(subjects, subjects.c.id == identity_rows.c.subject_id)
+            )
+        else:
+            query = query.join_from(
+                identity_rows, subjects, subjects.c.id == identity_rows.c.subject_id
+            ).where(
                 identity_rows.c.controller_id == ctx.controller_id, identity_rows.c.hash.in_(chunk)
             )
-        )
         for row in conn.execute(query):
             found[row.hash] = _subject(row)
     _follow_merges(conn, found)

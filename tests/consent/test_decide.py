@@ -331,3 +331,24 @@ def test_unsubscribe_links_and_one_click(engine: Engine) -> None:
         engine.consent.unsubscribe_by_token(
             token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
         )
+
+
+def test_decide_many_reads_everyone_at_once_for_a_large_batch(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lawful.consent import ledger
+
+    people = [f"email:p{i}@example.com" for i in range(40)]
+    for i, person in enumerate(people):
+        if i % 2:
+            engine.consent.give(person, "newsletter")
+    engine.consent.give("email:elsewhere@example.com", "newsletter")
+    batch = [*people[:30], "email:unknown@example.com"]
+    by_hash = engine.decide_many(batch, "newsletter")
+    # A batch naming most of the controller's identities is read in one scan; the
+    # answers are the same, and identities outside the batch are not in them.
+    monkeypatch.setattr(ledger, "_SCAN_FROM", 10)
+    scanned = engine.decide_many(batch, "newsletter")
+    assert [(d.allowed, d.rule) for d in scanned] == [(d.allowed, d.rule) for d in by_hash]
+    assert sum(d.allowed for d in scanned) == 15
+    assert scanned[-1].rule == "consent.missing"
