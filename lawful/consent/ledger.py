@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from lawful.audit.log import NewEvent, append
@@ -167,26 +168,29 @@ def load_states(
     ids = list(dict.fromkeys(subject_ids))
     states: dict[int, SubjectState] = {}
     s, c = subjects.c, consent_state.c
-    join = subjects.outerjoin(consent_state, _join_condition(topics))
-    query = sa.select(
-        s.id,
-        s.ref,
-        s.kind,
-        s.jurisdiction,
-        s.country,
-        s.birth_date,
-        c.topic,
-        c.key,
-        c.scope,
-        c.state,
-        c.method,
-        c.expires_at,
-        c.policy_version,
-    ).select_from(join)
+    columns = (s.id, s.ref, s.kind, s.jurisdiction, s.country, s.birth_date, c.topic, c.key)
+    columns += (c.scope, c.state, c.method, c.expires_at, c.policy_version)
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
-        rows = conn.execute(query.where(s.controller_id == controller_id, s.id.in_(chunk))).all()
-        for row in rows:
+        if conn.dialect.name == "postgresql":
+            # Driven from the ids (index probes), whatever the tables' statistics say.
+            wanted = (
+                sa.func.unnest(sa.bindparam("ids", chunk, type_=postgresql.ARRAY(sa.BigInteger)))
+                .table_valued("id")
+                .render_derived(name="wanted")
+            )
+            source = wanted.join(subjects, s.id == wanted.c.id).outerjoin(
+                consent_state, _join_condition(topics)
+            )
+            query = sa.select(*columns).select_from(source).where(s.controller_id == controller_id)
+        else:
+            source = subjects.outerjoin(consent_state, _join_condition(topics))
+            query = (
+                sa.select(*columns)
+                .select_from(source)
+                .where(s.controller_id == controller_id, s.id.in_(chunk))
+            )
+        for row in conn.execute(query).all():
             state = states.get(row[0])
             if state is None:
                 state = states[row[0]] = SubjectState(
