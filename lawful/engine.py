@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lawful.audit import AuditLog
+from sqlalchemy.engine import Connection
+
+from lawful.audit import NewEvent, append
 from lawful.consent import Consent, Decision, DecisionLogging
 from lawful.policy import (
     LoadedPolicy,
@@ -150,6 +152,22 @@ def record_policy(store: Store, loaded: LoadedPolicy) -> Recorded:
                 if "consent" in p.bases()
                 and (p.consent is None or p.consent.renew_on_material_change)
             ]
+
+    def audit(conn: Connection, controller_id: int, version: PolicyVersion) -> None:
+        # Ids and counts only: an audit event carries no personal data. Written in the
+        # version's own transaction, so neither is ever stored without the other.
+        event = NewEvent(
+            "policy.version_recorded",
+            data={
+                "version": version.number,
+                "content_hash": version.content_hash,
+                "material": version.material,
+                "changes": len(diff.changes) if diff else None,
+                "renew_consent": renew or [],
+            },
+        )
+        append(conn, controller_id, policy.key, [event])
+
     version, created = store.record_policy_version(
         policy.key,
         policy.controller.name,
@@ -160,19 +178,8 @@ def record_policy(store: Store, loaded: LoadedPolicy) -> Recorded:
         changes=[c.to_dict() for c in diff.changes] if diff else None,
         material=material,
         renew_consent=renew,
+        on_created=audit,
     )
-    if created:
-        # Ids and counts only: an audit event carries no personal data.
-        AuditLog(store, policy.key).record(
-            "policy.version_recorded",
-            data={
-                "version": version.number,
-                "content_hash": version.content_hash,
-                "material": version.material,
-                "changes": len(diff.changes) if diff else None,
-                "renew_consent": renew or [],
-            },
-        )
     return Recorded(version, created, diff if created else None)
 
 

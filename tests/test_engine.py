@@ -149,3 +149,24 @@ def test_each_new_version_writes_one_audit_event_and_reloading_writes_none(
         ]
         assert events[0].data["content_hash"] == engine.policy_version.content_hash
         assert log.verify().ok
+
+
+def test_a_version_and_its_audit_event_are_recorded_together_or_not_at_all(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lawful.engine
+
+    def broken_append(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the audit log is unavailable")
+
+    path = _write(tmp_path, STARTER)
+    monkeypatch.setattr(lawful.engine, "append", broken_append)
+    with pytest.raises(RuntimeError, match="audit log"):
+        Engine.open(path, store_url)
+    key = load_policy_text(STARTER).policy.key
+    with open_store(store_url) as store:
+        assert store.policy_versions(key) == []
+    monkeypatch.undo()
+    with Engine.open(path, store_url) as engine:
+        assert engine.policy.key == key
+        assert engine.policy_version.number == 1

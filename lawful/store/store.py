@@ -113,8 +113,12 @@ class Store:
         changes: list[dict[str, Any]] | None = None,
         material: bool = False,
         renew_consent: list[str] | None = None,
+        on_created: Callable[[Connection, int, PolicyVersion], None] | None = None,
     ) -> tuple[PolicyVersion, bool]:
         """Record a policy as the controller's next version: (version, created).
+
+        `on_created(conn, controller_id, version)` runs in the same transaction when a
+        new version is recorded (the engine writes its audit event there).
 
         A text with the same hash as the controller's latest version is not recorded
         again: that version comes back with created=False. Going back to an older text
@@ -181,7 +185,10 @@ class Store:
             row = conn.execute(
                 sa.select(policy_versions).where(where).order_by(c.number.desc()).limit(1)
             ).one()
-            return _policy_version(row, controller_key), inserted is not None
+            version = _policy_version(row, controller_key)
+            if inserted is not None and on_created is not None:
+                on_created(conn, controller_id, version)
+            return version, inserted is not None
 
         return self.write(record)
 
