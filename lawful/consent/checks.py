@@ -143,8 +143,14 @@ def evidence(
 
 
 def notice_hash(given: str | None, text: str | None) -> str | None:
+    """The SHA-256 of the notice shown: computed from its text, or checked as given."""
     if text is not None:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if given is not None and given != digest:
+            raise ConsentError(
+                "notice_hash is not the SHA-256 of notice_text; give one of them, or both agreeing"
+            )
+        return digest
     if given is not None and (
         len(given) != 64 or any(ch not in "0123456789abcdef" for ch in given)
     ):

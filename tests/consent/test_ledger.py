@@ -1141,3 +1141,14 @@ def test_refresh_picks_up_a_policy_version_recorded_elsewhere(
         renewed = engine.consent.give(ALICE, "newsletter")
         assert renewed.state is Status.renewed and renewed.policy_version == 2
         assert engine.decide(ALICE, "newsletter").allowed
+
+
+def test_a_notice_hash_contradicting_the_notice_text_is_refused(engine: Engine) -> None:
+    import hashlib
+
+    text = "We send our newsletter monthly."
+    with pytest.raises(ConsentError, match="not the SHA-256 of notice_text"):
+        engine.consent.give(ALICE, "newsletter", notice_text=text, notice_hash="0" * 64)
+    agreeing = hashlib.sha256(text.encode()).hexdigest()
+    record = engine.consent.give(ALICE, "newsletter", notice_text=text, notice_hash=agreeing)
+    assert record.notice_hash == agreeing
