@@ -277,7 +277,8 @@ def decide(
     as_json: JsonOption = False,
 ) -> None:
     """May PURPOSE use SUBJECT's data now? Exit 0 if allowed, 1 if refused."""
-    with _engine(policy, store, keyring) as engine:
+    # An operator's question is always worth its audit event (not the service's sample).
+    with _engine(policy, store, keyring, DecisionLogging(mode="all")) as engine:
         purposes = engine.policy.purposes.values()
         _known_name(
             channel,

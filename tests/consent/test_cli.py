@@ -367,3 +367,14 @@ def _ref(opts: list[str], identity: str) -> str:
     [ref] = {r["subject"] for r in json.loads(out)["history"]}
     assert ref != str(Identity.parse(identity))
     return ref
+
+
+def test_each_decide_command_writes_its_decision_event(opts: list[str]) -> None:
+    for _ in range(3):
+        run("decide", ALICE, "newsletter", *opts)
+    code, out, err = run("audit", "show", "--json", *opts)
+    assert code == 0, err
+    decisions = [e for e in json.loads(out) if e["kind"].startswith("decision.")]
+    assert [e["kind"] for e in decisions] == ["decision.refused"] * 3
+    assert decisions[0]["data"]["rule"] == "consent.missing"
+    assert "alice" not in out
