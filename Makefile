@@ -20,14 +20,15 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/lawful check examples/policies/*.yaml
+	$(BIN)/python examples/consent_walkthrough.py
 
 test: install
 	$(BIN)/python -m pytest
-	$(BIN)/ruff check lawful tests scripts bench
+	$(BIN)/ruff check lawful tests scripts bench examples
 
 lint: install
-	$(BIN)/ruff check lawful tests scripts bench
-	$(BIN)/ruff format --check lawful tests scripts bench
+	$(BIN)/ruff check lawful tests scripts bench examples
+	$(BIN)/ruff format --check lawful tests scripts bench examples
 
 # Regenerate lawful/policy/data/fideslang_taxonomy.json from the fideslang package. It
 # lives in its own environment: fideslang pins an older pydantic than lawful uses.

@@ -1,0 +1,27 @@
+"""The examples in examples/ run and say what they promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_consent_walkthrough_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "consent_walkthrough.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "[consent.missing]" in out and "[basis.consent]" in out
+    assert "[signal.dnt]" in out
+    assert "[age.parental_consent_missing]" in out
+    assert "[consent.withdrawn]" in out
+    assert "audit chain: intact" in out
+    assert "li.wei@example.com" not in out  # nothing prints the identities
