@@ -153,6 +153,7 @@ def append(
         .where(audit_heads.c.controller_id == controller_id)
         .values(seq=seq, hash=prev)
     )
+    _hold(conn, controller_id, (seq, prev))
     return written
 
 
@@ -172,6 +173,29 @@ def lock_head(conn: Connection, controller_id: int) -> tuple[int, str]:
     rows: every writer then takes its locks in the same order (head first), so two
     writers cannot deadlock holding one lock each.
     """
+    held = _held(conn, controller_id)
+    if held is not None:
+        return held
+    head = _take_head(conn, controller_id)
+    _hold(conn, controller_id, head)
+    return head
+
+
+def _held(conn: Connection, controller_id: int) -> tuple[int, str] | None:
+    """The head as this transaction last locked or moved it (no statement needed)."""
+    held = conn.info.get(("audit_head", controller_id))
+    if held is not None and held[0] is conn.get_transaction():
+        return held[1], held[2]
+    return None
+
+
+def _hold(conn: Connection, controller_id: int, head: tuple[int, str]) -> None:
+    # Keyed to the transaction object: a later transaction on the pooled connection
+    # does not see it, and locks (and reads) the head afresh.
+    conn.info[("audit_head", controller_id)] = (conn.get_transaction(), *head)
+
+
+def _take_head(conn: Connection, controller_id: int) -> tuple[int, str]:
     locked = sa.update(audit_heads).where(audit_heads.c.controller_id == controller_id)
     # A no-op update: its only effect is the lock, taken before anything is read. Where
     # the backend has UPDATE … RETURNING (PostgreSQL, SQLite), it reads the head too.
