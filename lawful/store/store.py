@@ -311,13 +311,7 @@ def _create_engine(url: URL, shown: str, source: str) -> Engine:
             )
     kwargs: dict[str, Any] = {}
     if backend == "postgresql" and "connect_timeout" not in url.query:
-        kwargs["connect_args"] = {
-            "connect_timeout": 10,  # fail instead of hanging
-            # psycopg prepares repeated statements, and PostgreSQL then switches to a
-            # generic plan that cannot see how many hashes or ids a batch holds; on
-            # tables that grew since they were analyzed that plan scans them whole.
-            "options": "-c plan_cache_mode=force_custom_plan",
-        }
+        kwargs["connect_args"] = {"connect_timeout": 10}  # fail instead of hanging
         # Batches go through psycopg's own executemany (pipeline mode: the statement is
         # parsed once) rather than one huge multi-row statement that psycopg re-parses in
         # Python for every batch (it only caches statements with at most 50 parameters).

@@ -19,6 +19,7 @@ field names: never an identity's value.
 from __future__ import annotations
 
 import hmac
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +28,6 @@ from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from lawful.audit.log import NewEvent, append, lock_head
@@ -192,30 +192,16 @@ def resolve_many(
         query = sa.select(identity_rows.c.hash, *_COLUMNS)
         if conn.dialect.name == "postgresql":
             # Drive the join from the hashes themselves: one index probe each. With an IN
-            # list, a table that grew since it was last analyzed (a bulk import) gets a
-            # plan that scans it whole for every batch.
-            wanted_hashes = (
-                sa.func.unnest(sa.bindparam("hashes", chunk, type_=postgresql.ARRAY(sa.String)))
-                .table_valued("hash")
-                .render_derived(name="wanted")
-            )
-            query = (
-                query.select_from(wanted_hashes)
-                .join(
-                    identity_rows,
-                    sa.and_(
-                        identity_rows.c.controller_id == ctx.controller_id,
-                        identity_rows.c.hash == wanted_hashes.c.hash,
-                    ),
-                )
-                .join(subjects, subjects.c.id == identity_rows.c.subject_id)
-            )
-        else:
-            query = query.join_from(
-                identity_rows, subjects, subjects.c.id == identity_rows.c.subject_id
-            ).where(
-                identity_rows.c.controller_id == ctx.controller_id, identity_rows.c.hash.in_(chunk)
-            )
+            # list (or an array parameter, once psycopg prepares the statement and the
+            # server picks a generic plan), a table that grew since it was last analyzed
+            # is scanned whole for every batch. The hashes are hex digests: safe inline.
+            rows = conn.exec_driver_sql(_pg_resolve_sql(chunk), (ctx.controller_id,)).all()
+            for row in rows:
+                found[row.hash] = _subject(row)
+            continue
+        query = query.join_from(
+            identity_rows, subjects, subjects.c.id == identity_rows.c.subject_id
+        ).where(identity_rows.c.controller_id == ctx.controller_id, identity_rows.c.hash.in_(chunk))
         for row in conn.execute(query):
             found[row.hash] = _subject(row)
     _follow_merges(conn, found)
@@ -732,6 +718,21 @@ def _current(conn: Connection, ctx: Context, subject: Subject) -> Subject:
             f"subject {subject.ref} was merged into another subject; use the surviving subject"
         )
     return current
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _pg_resolve_sql(hashes: Sequence[str]) -> str:
+    if not all(_HEX_DIGEST.fullmatch(h) for h in hashes):
+        raise ValueError("identity hashes are 64 lowercase hex digits")
+    array = ",".join(f"'{h}'" for h in hashes)
+    return (
+        "SELECT i.hash, s.id, s.ref, s.kind, s.jurisdiction, s.country, s.birth_date,"
+        f" s.merged_into FROM unnest(ARRAY[{array}]::text[]) AS w(hash)"
+        " JOIN identities i ON i.controller_id = %s AND i.hash = w.hash"
+        " JOIN subjects s ON s.id = i.subject_id"
+    )
 
 
 def _follow_merges(conn: Connection, found: dict[str, Subject]) -> None:
