@@ -8,7 +8,6 @@ append to the audit chain, whatever its size.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,19 +172,17 @@ def load_states(
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
         if conn.dialect.name == "postgresql":
-            # Driven from the ids (index probes), whatever the tables' statistics say;
-            # the ids are integers, inline so the plan sees how many there are.
+            # Driven from the ids (index probes), whatever the tables' statistics say.
             where_topics, topic_params = _topics_sql(topics, "%s")
-            array = ",".join(str(int(i)) for i in chunk)
             sql = (
                 "SELECT s.id, s.ref, s.kind, s.jurisdiction, s.country, s.birth_date,"
                 " c.topic, c.key, c.scope, c.state, c.method, c.expires_at, c.policy_version"
-                f" FROM unnest(ARRAY[{array}]::bigint[]) AS w(id)"
+                " FROM unnest(%s::bigint[]) AS w(id)"
                 " JOIN subjects s ON s.id = w.id"
                 f" LEFT JOIN consent_state c ON c.subject_id = s.id{where_topics}"
                 " WHERE s.controller_id = %s"
             )
-            rows = conn.exec_driver_sql(sql, (*topic_params, controller_id)).all()
+            rows = conn.exec_driver_sql(sql, (list(chunk), *topic_params, controller_id)).all()
         else:
             source = subjects.outerjoin(consent_state, _join_condition(topics))
             query = (
@@ -244,18 +241,13 @@ def load_states_by_hash(
     if dialect == "postgresql":
         # The join is driven from the hashes (one index probe each): an IN list gets a
         # whole-table scan per batch on a table that grew since it was last analyzed.
-        # The hashes go inline (hex digests only): a prepared statement's generic plan
-        # could not see how many there are.
+        driven = select.replace(
+            " FROM identities i ",
+            " FROM unnest(%s::text[]) AS h(hash) JOIN identities i ON i.hash = h.hash ",
+        )
         for start in range(0, len(unique), 10 * _BATCH):
             chunk = unique[start : start + 10 * _BATCH]
-            if not all(_HEX_DIGEST.fullmatch(h) for h in chunk):
-                raise ValueError("identity hashes are 64 lowercase hex digits")
-            array = "ARRAY[" + ",".join(f"'{h}'" for h in chunk) + "]::text[]"
-            driven = select.replace(
-                " FROM identities i ",
-                f" FROM unnest({array}) AS h(hash) JOIN identities i ON i.hash = h.hash ",
-            )
-            rows = conn.exec_driver_sql(driven, (*topic_params, controller_id)).all()
+            rows = conn.exec_driver_sql(driven, (chunk, *topic_params, controller_id)).all()
             _read_states(rows, found, None, None)
         return found
     for start in range(0, len(unique), _BATCH):
@@ -267,7 +259,6 @@ def load_states_by_hash(
     return found
 
 
-_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _SCAN_FROM = 5000  # batches this large may read all of a controller's identities at once
 
 
