@@ -21,6 +21,7 @@ from lawful.audit.log import NewEvent, append
 from lawful.consent.decide import Choice, SubjectState
 from lawful.consent.records import ConsentRecord, Status, Topic
 from lawful.consent.tables import consent_records, consent_state
+from lawful.store.arrays import unnest
 from lawful.store.bulk import insert_rows
 from lawful.store.upsert import upsert
 from lawful.subjects.tables import subjects
@@ -174,15 +175,16 @@ def load_states(
         if conn.dialect.name == "postgresql":
             # Driven from the ids (index probes), whatever the tables' statistics say.
             where_topics, topic_params = _topics_sql(topics, "%s")
+            driving, params = unnest(chunk, "bigint")
             sql = (
                 "SELECT s.id, s.ref, s.kind, s.jurisdiction, s.country, s.birth_date,"
                 " c.topic, c.key, c.scope, c.state, c.method, c.expires_at, c.policy_version"
-                " FROM unnest(%s::bigint[]) AS w(id)"
+                f" FROM {driving} AS w(id)"
                 " JOIN subjects s ON s.id = w.id"
                 f" LEFT JOIN consent_state c ON c.subject_id = s.id{where_topics}"
                 " WHERE s.controller_id = %s"
             )
-            rows = conn.exec_driver_sql(sql, (list(chunk), *topic_params, controller_id)).all()
+            rows = conn.exec_driver_sql(sql, (*params, *topic_params, controller_id)).all()
         else:
             source = subjects.outerjoin(consent_state, _join_condition(topics))
             query = (
@@ -241,13 +243,14 @@ def load_states_by_hash(
     if dialect == "postgresql":
         # The join is driven from the hashes (one index probe each): an IN list gets a
         # whole-table scan per batch on a table that grew since it was last analyzed.
-        driven = select.replace(
-            " FROM identities i ",
-            " FROM unnest(%s::text[]) AS h(hash) JOIN identities i ON i.hash = h.hash ",
-        )
         for start in range(0, len(unique), 10 * _BATCH):
             chunk = unique[start : start + 10 * _BATCH]
-            rows = conn.exec_driver_sql(driven, (chunk, *topic_params, controller_id)).all()
+            driving, params = unnest(chunk, "digest")
+            driven = select.replace(
+                " FROM identities i ",
+                f" FROM {driving} AS h(hash) JOIN identities i ON i.hash = h.hash ",
+            )
+            rows = conn.exec_driver_sql(driven, (*params, *topic_params, controller_id)).all()
             _read_states(rows, found, None, None)
         return found
     for start in range(0, len(unique), _BATCH):

@@ -33,6 +33,7 @@ from lawful.audit.log import NewEvent, append, lock_head
 from lawful.policy.countries import COUNTRIES
 from lawful.policy.jurisdictions import JURISDICTIONS, get_jurisdiction
 from lawful.store import Store
+from lawful.store.arrays import unnest
 from lawful.subjects.identity import Identity, IdentityKind, identity_kind
 from lawful.subjects.keyring import Keyring, KeyringError
 from lawful.subjects.tables import identities as identity_rows
@@ -194,7 +195,9 @@ def resolve_many(
             # array parameter: with an IN list, a table that grew since it was last
             # analyzed (a bulk import) is scanned whole for every batch. Plain SQL: the
             # equivalent SQLAlchemy construct costs milliseconds to compile per call.
-            rows = conn.exec_driver_sql(_PG_RESOLVE, (list(chunk), ctx.controller_id)).all()
+            driving, params = unnest(chunk, "digest")
+            sql = _PG_RESOLVE.replace("unnest(%s::text[])", driving)
+            rows = conn.exec_driver_sql(sql, (*params, ctx.controller_id)).all()
             for row in rows:
                 found[row.hash] = _subject(row)
             continue
