@@ -124,7 +124,7 @@ class Consent:
         if isinstance(subject, Subject):
             return subject
         identity = self._identity(subject)
-        found = registry.resolve_many(conn, self._ctx(), [identity], create=create)
+        found = registry.resolve_many(conn, self.context, [identity], create=create)
         return found.get(identity)
 
     def _write(self, work: Callable[[Connection], T]) -> T:
@@ -140,9 +140,6 @@ class Consent:
             return work(conn)
 
         return self.store.write(locked)
-
-    def _ctx(self) -> registry.Context:
-        return self.context
 
     def set_subject(
         self,
@@ -172,7 +169,7 @@ class Consent:
         def work(conn: Connection) -> Subject:
             found = self._subject(conn, subject, create=True)
             assert found is not None
-            return registry.update(conn, self._ctx(), found, **changes)
+            return registry.update(conn, self.context, found, **changes)
 
         updated = self._write(work)
         self._forget()
@@ -572,7 +569,7 @@ class Consent:
 
         def work(conn: Connection) -> list[ConsentRecord]:
             found = registry.resolve_many(
-                conn, self._ctx(), [s for s in named if isinstance(s, Identity)], create=True
+                conn, self.context, [s for s in named if isinstance(s, Identity)], create=True
             )
             new = [
                 self._new_choice(s if isinstance(s, Subject) else found[s], item)
