@@ -18,6 +18,7 @@ import typer
 from lawful import __version__
 from lawful.audit import AuditLog
 from lawful.engine import Engine, policy_path, store_url
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
 from lawful.policy import LoadedPolicy, PolicyError, diff_policies, load_policy, starter_policy
 from lawful.policy.summary import render_summary, summary
 from lawful.store import StoreError, open_store
@@ -46,19 +47,6 @@ def _add_capabilities() -> None:
     app.add_typer(consent_app, name="consent")
     app.add_typer(keyring_app, name="keyring")
     app.command("decide")(decide)
-
-
-PolicyOption = Annotated[
-    Path | None,
-    typer.Option("--policy", "-p", help="Policy file [default: $LAWFUL_POLICY or ./policy.yaml]"),
-]
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store", "-s", help="Store URL [default: $LAWFUL_STORE or sqlite:///./lawful.db]"
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
 def _print_json(data: Any) -> None:
@@ -365,14 +353,7 @@ def audit_show(
             "email or +phone number) or its audit pseudonym (64 hex digits)."
         ),
     ] = None,
-    keyring: Annotated[
-        Path | None,
-        typer.Option(
-            "--keyring",
-            "-k",
-            help="Keyring file, to look up an identity [default: $LAWFUL_KEYRING or ./lawful.keys]",
-        ),
-    ] = None,
+    keyring: KeyringOption = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many events, newest last.")] = 50,
     as_json: JsonOption = False,
 ) -> None:

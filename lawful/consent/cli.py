@@ -15,6 +15,7 @@ import typer
 
 from lawful.consent import ConsentError, Decision, DecisionLogging, Signals, UnknownName
 from lawful.engine import Engine, policy_path, store_url
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
 from lawful.policy.jurisdictions import UnknownJurisdictionError
 from lawful.policy.vocabulary import unknown
 from lawful.store import StoreError
@@ -22,23 +23,6 @@ from lawful.subjects import IdentityError, KeyringError, KeyringMissing, Subject
 
 consent_app = typer.Typer(help="Record and show a subject's consent.", no_args_is_help=True)
 
-PolicyOption = Annotated[
-    Path | None,
-    typer.Option("--policy", "-p", help="Policy file [default: $LAWFUL_POLICY or ./policy.yaml]"),
-]
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store", "-s", help="Store URL [default: $LAWFUL_STORE or sqlite:///./lawful.db]"
-    ),
-]
-KeyringOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--keyring", "-k", help="Keyring file [default: $LAWFUL_KEYRING or ./lawful.keys]"
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 SubjectArg = Annotated[
     str, typer.Argument(help="The subject's identity, e.g. email:alice@example.com")
 ]

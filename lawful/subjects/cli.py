@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from lawful.engine import Engine, policy_path, store_url
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
 from lawful.policy import LoadedPolicy, PolicyError, load_policy
 from lawful.store import StoreError
 from lawful.subjects.keyring import (
@@ -29,23 +30,6 @@ from lawful.subjects.registry import Subjects
 
 keyring_app = typer.Typer(help="The keys that hash and encrypt identities.", no_args_is_help=True)
 
-KeyringOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--keyring", "-k", help="Keyring file (default: $LAWFUL_KEYRING or ./lawful.keys)"
-    ),
-]
-PolicyOption = Annotated[
-    Path | None,
-    typer.Option("--policy", "-p", help="Policy file (default: $LAWFUL_POLICY or ./policy.yaml)"),
-]
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store", "-s", help="Store URL (default: $LAWFUL_STORE or sqlite:///./lawful.db)"
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 FINGERPRINT_SHOWN = 12  # hex digits of the fingerprint shown: enough to compare two keyrings
 

@@ -1,0 +1,31 @@
+"""The command-line options every `lawful` command shares (typer annotations).
+
+In their own module so capability CLIs (lawful/<capability>/cli.py) can use them
+without importing lawful.cli, which imports them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Typer's rich help treats "[...]" as markup, so defaults are written "(default: ...)".
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", "-p", help="Policy file (default: $LAWFUL_POLICY or ./policy.yaml)"),
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", "-s", help="Store URL (default: $LAWFUL_STORE or sqlite:///./lawful.db)"
+    ),
+]
+KeyringOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keyring", "-k", help="Keyring file (default: $LAWFUL_KEYRING or ./lawful.keys)"
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
