@@ -42,11 +42,15 @@ app.add_typer(audit_app, name="audit")
 def _add_capabilities() -> None:
     # Imported here: the capability CLIs use this module's conventions (_open_engine, ...).
     from lawful.consent.cli import consent_app, decide
+    from lawful.datasets.cli import data_app, dataset_app, scan
     from lawful.subjects.cli import keyring_app
 
     app.add_typer(consent_app, name="consent")
     app.add_typer(keyring_app, name="keyring")
+    app.add_typer(dataset_app, name="dataset")
+    app.add_typer(data_app, name="data")
     app.command("decide")(decide)
+    app.command("scan")(scan)
 
 
 def _print_json(data: Any) -> None:

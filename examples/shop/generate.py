@@ -25,8 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple
 
+import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable, DropTable
@@ -171,29 +173,51 @@ STREETS = {
     "US": ("Main Street", "Oak Avenue", "Maple Drive", "Elm Street"),
     "CA": ("Queen Street", "King Street", "Maple Avenue"),
 }
-# city, country, postal code pattern (# a digit, @ a letter), phone country code
+# city, country, postal code pattern (# a digit, @ a letter)
 CITIES = (
-    ("London", "GB", "@@# #@@", "44"),
-    ("Manchester", "GB", "M## #@@", "44"),
-    ("Dublin", "IE", "D## @###", "353"),
-    ("Berlin", "DE", "1####", "49"),
-    ("Munich", "DE", "8####", "49"),
-    ("Hamburg", "DE", "2####", "49"),
-    ("Paris", "FR", "750##", "33"),
-    ("Lyon", "FR", "690##", "33"),
-    ("Madrid", "ES", "280##", "34"),
-    ("Barcelona", "ES", "080##", "34"),
-    ("Rome", "IT", "001##", "39"),
-    ("Milan", "IT", "201##", "39"),
-    ("Amsterdam", "NL", "10## @@", "31"),
-    ("Utrecht", "NL", "35## @@", "31"),
-    ("Stockholm", "SE", "1## ##", "46"),
-    ("Warsaw", "PL", "0#-###", "48"),
-    ("Lisbon", "PT", "1###-###", "351"),
-    ("New York", "US", "100##", "1"),
-    ("Austin", "US", "787##", "1"),
-    ("Toronto", "CA", "M#@ #@#", "1"),
+    ("London", "GB", "@@# #@@"),
+    ("Manchester", "GB", "M## #@@"),
+    ("Dublin", "IE", "D## @###"),
+    ("Berlin", "DE", "1####"),
+    ("Munich", "DE", "8####"),
+    ("Hamburg", "DE", "2####"),
+    ("Paris", "FR", "750##"),
+    ("Lyon", "FR", "690##"),
+    ("Madrid", "ES", "280##"),
+    ("Barcelona", "ES", "080##"),
+    ("Rome", "IT", "001##"),
+    ("Milan", "IT", "201##"),
+    ("Amsterdam", "NL", "10## @@"),
+    ("Utrecht", "NL", "35## @@"),
+    ("Stockholm", "SE", "1## ##"),
+    ("Warsaw", "PL", "0#-###"),
+    ("Lisbon", "PT", "1###-###"),
+    ("New York", "US", "100##"),
+    ("Austin", "US", "787##"),
+    ("Toronto", "CA", "M#@ #@#"),
 )
+
+
+@cache
+def _mobile_stem(country: str) -> tuple[int, str]:
+    """The country code and the leading digits of a valid mobile number in its plan."""
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    assert example is not None, country
+    return example.country_code, str(example.national_number)[:-4]
+
+
+def mobile_number(country: str, last4: int, *, spaced: bool = False) -> str:
+    """A valid mobile number of `country` (E.164, or spaced as people type it)."""
+    code, stem = _mobile_stem(country)
+    number = phonenumbers.parse(f"+{code}{stem}{last4:04d}")
+    style = (
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        if spaced
+        else phonenumbers.PhoneNumberFormat.E164
+    )
+    return phonenumbers.format_number(number, style)
+
+
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
@@ -414,7 +438,7 @@ class _Home(NamedTuple):
     id: int
     text: str  # one line, as printed on an invoice
     street: str
-    phone_code: str
+    country: str  # ISO 3166-1 alpha-2, for the phone number's plan
 
 
 class _Shop:
@@ -459,12 +483,12 @@ class _Shop:
     def address(self) -> _Home:
         """A new address row."""
         uniform, pick = self.uniform, self.pick
-        city, country, pattern, phone_code = pick(CITIES)
+        city, country, pattern = pick(CITIES)
         street = f"{uniform(1, 250)} {pick(STREETS[country])}"
         postal = _postal(uniform, pattern)
         aid = self.take("addresses")
         self.rows["addresses"].append((aid, street, city, postal, country))
-        return _Home(aid, f"{street}, {postal} {city}, {country}", street, phone_code)
+        return _Home(aid, f"{street}, {postal} {city}, {country}", street, country)
 
     def customer(self, cid: int) -> None:
         ts, rows = self.codec.ts, self.rows
@@ -488,13 +512,12 @@ class _Shop:
             home = self.address()
         self.recent[slot] = None if home is None else (home, last)
 
-        cc = home.phone_code if home is not None else pick(CITIES)[3]
+        country = home.country if home is not None else pick(CITIES)[1]
         shape = rand()
         if shape < 0.70:
-            phone: str | None = f"+{cc}{uniform(100_000_000, 999_999_999)}"
+            phone: str | None = mobile_number(country, uniform(0, 9999))
         elif shape < 0.85:
-            digits = str(uniform(100_000_000, 999_999_999))
-            phone = f"+{cc} {digits[:3]} {digits[3:6]} {digits[6:]}"
+            phone = mobile_number(country, uniform(0, 9999), spaced=True)
         else:
             phone = None
         birth = None if rand() < 0.10 else self.codec.day(uniform(BIRTH_FIRST, BIRTH_LAST))

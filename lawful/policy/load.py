@@ -90,11 +90,11 @@ def _load(doc: YamlDocument) -> LoadedPolicy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_translate(err, doc) for err in exc.errors(include_url=False))
+        problems.extend(validation_problems(exc, doc, Policy))
     partial = policy if policy is not None else _partial_policy(data)
     for problem in check_policy(partial, Names.from_raw(data)):
-        problems.append(_place(problem, doc))
-    problems = _dedupe(sort_problems(problems))
+        problems.append(place_problem(problem, doc))
+    problems = dedupe_problems(sort_problems(problems))
     if any(p.severity == "error" for p in problems):
         raise PolicyError(problems)
     assert policy is not None
@@ -107,7 +107,7 @@ def _load(doc: YamlDocument) -> LoadedPolicy:
     )
 
 
-def _dedupe(problems: list[Problem]) -> list[Problem]:
+def dedupe_problems(problems: list[Problem]) -> list[Problem]:
     seen: set[tuple[object, ...]] = set()
     out = []
     for p in problems:
@@ -131,7 +131,8 @@ def _points_at_key(doc: YamlDocument, path: Path) -> bool:
     return isinstance(value, dict) and path in doc.keys
 
 
-def _place(problem: Problem, doc: YamlDocument) -> Problem:
+def place_problem(problem: Problem, doc: YamlDocument) -> Problem:
+    """`problem` with the file, line and column where its key path is written."""
     pos = doc.position(problem.path, key=_points_at_key(doc, problem.path))
     return Problem(
         problem.message,
@@ -163,7 +164,14 @@ _EXPECTED = {
 }
 
 
-def _translate(err: Any, doc: YamlDocument) -> Problem:
+def validation_problems(
+    exc: ValidationError, doc: YamlDocument, root: type[BaseModel]
+) -> list[Problem]:
+    """pydantic's errors for a document validated as `root`, in the author's words."""
+    return [_translate(err, doc, root) for err in exc.errors(include_url=False)]
+
+
+def _translate(err: Any, doc: YamlDocument, root: type[BaseModel]) -> Problem:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("<")))
     kind = err["type"]
     value = err.get("input")
@@ -172,12 +180,12 @@ def _translate(err: Any, doc: YamlDocument) -> Problem:
         loc, at_key = loc[:-1], True
     if kind == "missing":
         field, parent = loc[-1], loc[:-1]
-        hint = _description(parent, str(field))
+        hint = _description(root, parent, str(field))
         message = f"missing required key '{field}'" + (f": {hint}" if hint else "")
         pos = doc.position(parent, key=True)
         return _at(message, loc, doc, pos)
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(root, loc[:-1])
         guess = did_you_mean(str(loc[-1]), allowed) if allowed else None
         message = f"unknown key '{loc[-1]}'"
         if guess:
@@ -226,9 +234,9 @@ def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
-def _type_at(loc: Path) -> Any:
-    """The declared type at a key path of the policy, or None when it can't be followed."""
-    tp: Any = Policy
+def _type_at(root: type[BaseModel], loc: Path) -> Any:
+    """The declared type at a key path of a document, or None when it can't be followed."""
+    tp: Any = root
     for part in loc:
         tp = _unwrap(tp)
         if _is_model(tp):
@@ -252,15 +260,15 @@ def _field(model: type[BaseModel], key: str) -> Any:
     return None
 
 
-def _allowed_keys(loc: Path) -> list[str]:
-    tp = _type_at(loc)
+def _allowed_keys(root: type[BaseModel], loc: Path) -> list[str]:
+    tp = _type_at(root, loc)
     if not _is_model(tp):
         return []
     return [info.alias or name for name, info in tp.model_fields.items()]
 
 
-def _description(loc: Path, key: str) -> str | None:
-    tp = _type_at(loc)
+def _description(root: type[BaseModel], loc: Path, key: str) -> str | None:
+    tp = _type_at(root, loc)
     if not _is_model(tp):
         return None
     field = _field(tp, key)

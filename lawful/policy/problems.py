@@ -67,6 +67,8 @@ class PolicyError(Exception):
 
     problems: Sequence[Problem] = field(default_factory=list)
 
+    document = "policy"  # what the problems are in, for the summary line
+
     def __post_init__(self) -> None:
         super().__init__(self.summary())
 
@@ -76,7 +78,7 @@ class PolicyError(Exception):
 
     def summary(self) -> str:
         errors = self.errors
-        head = f"{len(errors)} error{'s' if len(errors) != 1 else ''} in policy"
+        head = f"{len(errors)} error{'s' if len(errors) != 1 else ''} in {self.document}"
         return "\n".join([head, *(str(p) for p in self.problems)])
 
     def __str__(self) -> str:

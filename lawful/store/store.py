@@ -241,7 +241,7 @@ class Store:
                 with self.engine.begin() as conn:
                     return work(conn)
             except (IntegrityError, OperationalError) as exc:
-                if isinstance(exc, OperationalError) and not _transient(exc):
+                if isinstance(exc, OperationalError) and not is_transient(exc):
                     raise
                 if attempt == _ATTEMPTS:
                     raise StoreError(
@@ -402,7 +402,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _transient(exc: OperationalError) -> bool:
+def is_transient(exc: OperationalError) -> bool:
     """A failure a retry can cure: a deadlock or serialisation failure (PostgreSQL
     40P01/40001, MySQL 1213/1205), or SQLite's busy database."""
     orig = exc.orig

@@ -1,0 +1,292 @@
+"""Find every row of a subject: breadth-first over the ownership graph, set-based.
+
+Hop 0 looks the identities up in the tables that hold identities (one query per table,
+all identity columns at once). Each further hop queries each table once for all the
+rows the previous hop reached in the tables it links to (`WHERE fk IN (...)`, in
+batches), so the number of statements grows with the depth of the graph, never with the
+number of rows. A row reached twice is kept once, with the strongest role it was reached
+with; cycles end because only new rows (or rows whose role grew) go on to the next hop.
+
+Roles: a row reached through an `owner` link from a subject's row is the subject's; an
+`accessor` link (or an owner link from a row the subject only accesses) makes it one the
+subject may see; a `refers` link marks someone else's row that points at the subject.
+Rows the subject only refers to are not followed further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lawful.datasets.graph import Graph, LinkPlan, TablePlan
+from lawful.datasets.model import Match, Role
+from lawful.datasets.sql import batch_size, bind_values, chunks, coerce, keys_in, phone_digits
+from lawful.subjects import Identity, IdentityError, IdentityKind
+from lawful.subjects.identity import normalise
+
+RANK = {Role.refers: 0, Role.accessor: 1, Role.owner: 2}
+ROLES = {rank: role for role, rank in RANK.items()}
+
+Key = tuple[Any, ...]
+Condition = tuple[sa.ColumnElement[bool], str, list[Any]]  # where, its parameter, values
+
+
+@dataclass
+class FoundTable:
+    """The rows of one table reached from the subject, by key."""
+
+    plan: TablePlan
+    columns: tuple[str, ...]
+    rows: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    ranks: dict[Key, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.columns)}
+        self.key_positions = tuple(self.index[c] for c in self.plan.key)
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    def role(self, key: Key) -> Role:
+        return ROLES[self.ranks[key]]
+
+    def keys(self, role: Role | None = None) -> list[Key]:
+        if role is None:
+            return list(self.rows)
+        rank = RANK[role]
+        return [k for k, r in self.ranks.items() if r == rank]
+
+    def value(self, key: Key, column: str) -> Any:
+        return self.rows[key][self.index[column]]
+
+    def values(self, key: Key, columns: Sequence[str]) -> tuple[Any, ...]:
+        row = self.rows[key]
+        return tuple(row[self.index[c]] for c in columns)
+
+    def counts(self) -> dict[str, int]:
+        out = {role.value: 0 for role in Role}
+        for rank in self.ranks.values():
+            out[ROLES[rank].value] += 1
+        return out
+
+
+@dataclass
+class Found:
+    """Every row of a subject in one dataset, per table (tables with none are empty)."""
+
+    graph: Graph
+    tables: dict[str, FoundTable]
+    identities: frozenset[Identity]
+    statements: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(len(t.rows) for t in self.tables.values())
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
+def traverse(
+    conn: Connection,
+    graph: Graph,
+    identities: Iterable[Identity],
+    *,
+    columns: str = "all",
+) -> Found:
+    """The subject's rows in `graph`'s database, found from `identities`.
+
+    `columns="all"` reads whole rows (for access); `"erase"` reads only what erasure
+    needs (keys, links, identities and masked columns).
+    """
+    given = frozenset(identities)
+    found = Found(
+        graph=graph,
+        tables={
+            name: FoundTable(plan, _columns(graph, plan, columns))
+            for name, plan in graph.tables.items()
+        },
+        identities=given,
+    )
+    walker = _Walker(conn, graph, found)
+    frontier = walker.identities(given)
+    while frontier:
+        frontier = walker.hop(frontier)
+    return found
+
+
+def _columns(graph: Graph, plan: TablePlan, mode: str) -> tuple[str, ...]:
+    if mode == "all":
+        return plan.columns
+    needed = set(plan.key) | {c for c, _ in plan.identities}
+    for link in plan.links:
+        needed.update(link.local)
+    for link in graph.incoming[plan.name]:
+        needed.update(link.remote)
+    needed.update(name for name, c in plan.spec.columns.items() if c.erase is not None)
+    return tuple(c for c in plan.columns if c in needed)
+
+
+class _Walker:
+    def __init__(self, conn: Connection, graph: Graph, found: Found) -> None:
+        self.conn = conn
+        self.graph = graph
+        self.found = found
+        self.batch = batch_size(graph.backend)
+
+    # -- hop 0: identities -----------------------------------------------------------
+
+    def identities(self, given: frozenset[Identity]) -> dict[str, set[Key]]:
+        """Rows matching the identities; identity columns marked `expands` feed new values."""
+        frontier: dict[str, set[Key]] = {}
+        searched: set[Identity] = set()
+        pending = set(given)
+        while pending:
+            searched |= pending
+            by_kind: dict[IdentityKind, list[str]] = {}
+            for identity in pending:
+                by_kind.setdefault(identity.kind, []).append(identity.value)
+            pending = set()
+            for plan in self.graph.tables.values():
+                new = self._lookup(plan, by_kind)
+                if not new:
+                    continue
+                frontier.setdefault(plan.name, set()).update(new)
+                pending |= self._expansions(plan, new) - searched
+        return frontier
+
+    def _lookup(self, plan: TablePlan, by_kind: dict[IdentityKind, list[str]]) -> set[Key]:
+        table = self.found.tables[plan.name]
+        conditions: list[Condition] = []
+        for i, (column, spec) in enumerate(plan.identities):
+            values = by_kind.get(spec.kind)
+            if not values:
+                continue
+            col: sa.ColumnElement[Any] = plan.table.c[column]
+            if spec.matching is Match.casefold:
+                col = sa.func.lower(col)
+            elif spec.matching is Match.phone:
+                col = phone_digits(col)
+            python_type = plan.python_types.get(column) if spec.matching is Match.exact else str
+            typed = [v for v in (coerce(x, python_type) for x in values) if v is not None]
+            if typed:
+                conditions.append((keys_in([col], f"i{i}"), f"i{i}", typed))
+        if not conditions:
+            return set()
+        new: set[Key] = set()
+        for where, params in _packed(conditions, self.batch):
+            for row in self._select(table, where, params):
+                key = tuple(row[p] for p in table.key_positions)
+                if table.ranks.get(key, -1) < RANK[Role.owner]:
+                    table.rows[key] = tuple(row)
+                    table.ranks[key] = RANK[Role.owner]
+                    new.add(key)
+        return new
+
+    def _expansions(self, plan: TablePlan, keys: set[Key]) -> set[Identity]:
+        table = self.found.tables[plan.name]
+        out: set[Identity] = set()
+        for column, spec in plan.identities:
+            if not spec.expands or column not in table.index:
+                continue
+            for key in keys:
+                raw = table.value(key, column)
+                if raw is None:
+                    continue
+                try:
+                    out.add(Identity._normalised(spec.kind, normalise(spec.kind, str(raw))))
+                except IdentityError:
+                    continue  # a malformed value in the database: nothing to search for
+        return out
+
+    # -- further hops: links -----------------------------------------------------------
+
+    def hop(self, frontier: dict[str, set[Key]]) -> dict[str, set[Key]]:
+        """Query every table linked to the rows reached last time, once per table."""
+        wanted: dict[str, list[tuple[LinkPlan, dict[Key, int]]]] = {}
+        for source, keys in frontier.items():
+            src = self.found.tables[source]
+            for link in self.graph.incoming[source]:
+                values: dict[Key, int] = {}
+                types = [self.graph.tables[link.table].python_types.get(c) for c in link.local]
+                for key in keys:
+                    rank = src.ranks[key]
+                    if rank == RANK[Role.refers]:
+                        continue  # someone else's row: what hangs off it is not the subject's
+                    reach = min(rank, RANK[link.role])
+                    value = tuple(
+                        coerce(v, t)
+                        for v, t in zip(src.values(key, link.remote), types, strict=True)
+                    )
+                    if any(v is None for v in value):
+                        continue
+                    if values.get(value, -1) < reach:
+                        values[value] = reach
+                if link.local_is_key and tuple(link.local) == self.graph.tables[link.table].key:
+                    # The link points at rows by their key: skip rows already reached as well.
+                    target = self.found.tables[link.table]
+                    values = {v: r for v, r in values.items() if target.ranks.get(v, -1) < r}
+                if values:
+                    wanted.setdefault(link.table, []).append((link, values))
+        nxt: dict[str, set[Key]] = {}
+        for name, links in wanted.items():
+            new = self._follow(self.graph.tables[name], links)
+            if new:
+                nxt[name] = new
+        return nxt
+
+    def _follow(self, plan: TablePlan, links: list[tuple[LinkPlan, dict[Key, int]]]) -> set[Key]:
+        table = self.found.tables[plan.name]
+        conditions: list[Condition] = [
+            (
+                keys_in([plan.table.c[c] for c in link.local], f"l{i}"),
+                f"l{i}",
+                bind_values(values, len(link.local)),
+            )
+            for i, (link, values) in enumerate(links)
+        ]
+        local_positions = [tuple(table.index[c] for c in link.local) for link, _ in links]
+        new: set[Key] = set()
+        for where, params in _packed(conditions, self.batch):
+            for row in self._select(table, where, params):
+                rank = -1
+                for (_, values), positions in zip(links, local_positions, strict=True):
+                    reach = values.get(tuple(row[p] for p in positions))
+                    if reach is not None and reach > rank:
+                        rank = reach
+                if rank < 0:
+                    continue  # matched only after a conversion the values don't round-trip
+                key = tuple(row[p] for p in table.key_positions)
+                if table.ranks.get(key, -1) < rank:
+                    table.rows[key] = tuple(row)
+                    table.ranks[key] = rank
+                    new.add(key)
+        return new
+
+    def _select(
+        self, table: FoundTable, where: sa.ColumnElement[bool], params: dict[str, Any]
+    ) -> Iterator[Sequence[Any]]:
+        cols = [table.plan.table.c[c] for c in table.columns]
+        self.found.statements += 1
+        yield from self.conn.execute(sa.select(*cols).where(where), params)
+
+
+def _packed(
+    conditions: list[Condition], batch: int
+) -> Iterator[tuple[sa.ColumnElement[bool], dict[str, Any]]]:
+    """One statement OR-ing every condition when the values fit a batch; else one per batch."""
+    total = sum(len(values) for _, _, values in conditions)
+    if total <= batch:
+        yield (
+            sa.or_(*(where for where, _, _ in conditions)),
+            {name: values for _, name, values in conditions},
+        )
+        return
+    for where, name, values in conditions:
+        for chunk in chunks(values, batch):
+            yield where, {name: list(chunk)}
