@@ -21,6 +21,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/lawful check examples/policies/*.yaml
 	$(BIN)/python examples/consent_walkthrough.py
+	$(BIN)/python -m examples.datasets_walkthrough
 
 test: install
 	$(BIN)/python -m pytest

@@ -25,3 +25,20 @@ def test_consent_walkthrough_runs() -> None:
     assert "[consent.withdrawn]" in out
     assert "audit chain: intact" in out
     assert "li.wei@example.com" not in out  # nothing prints the identities
+
+
+def test_datasets_walkthrough_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.datasets_walkthrough"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "annotation checked against the policy and the schema: 0 warnings" in out
+    assert "login_events" in out and "deleted" in out
+    assert "tax_records: " in out and "kept" in out
+    assert "erased again: 0 rows changed" in out

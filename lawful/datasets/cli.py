@@ -37,17 +37,24 @@ DEFAULT_DATASETS = "datasets/*.yaml"
 DatasetOption = Annotated[
     list[Path] | None,
     typer.Option(
-        "--dataset", "-d", help=f"A dataset annotation file; repeatable (default: {DEFAULT_DATASETS})"
+        "--dataset",
+        "-d",
+        help=f"A dataset annotation file; repeatable (default: {DEFAULT_DATASETS})",
     ),
 ]
-EmailOption = Annotated[list[str] | None, typer.Option("--email", help="The subject's email address")]
+EmailOption = Annotated[
+    list[str] | None, typer.Option("--email", help="The subject's email address")
+]
 PhoneOption = Annotated[
-    list[str] | None, typer.Option("--phone", help="The subject's phone number, with its country code")
+    list[str] | None,
+    typer.Option("--phone", help="The subject's phone number, with its country code"),
 ]
 IdOption = Annotated[list[str] | None, typer.Option("--id", help="The subject's account id")]
 IdentityOption = Annotated[
     list[str] | None,
-    typer.Option("--identity", help="Any identity as KIND:VALUE (email, phone, account, device, customer)"),
+    typer.Option(
+        "--identity", help="Any identity as KIND:VALUE (email, phone, account, device, customer)"
+    ),
 ]
 
 
@@ -135,7 +142,10 @@ def _datasets(
 
 
 def _identities(
-    emails: list[str] | None, phones: list[str] | None, ids: list[str] | None, others: list[str] | None
+    emails: list[str] | None,
+    phones: list[str] | None,
+    ids: list[str] | None,
+    others: list[str] | None,
 ) -> list[Identity]:
     out = []
     try:
@@ -180,7 +190,9 @@ def dataset_check(
             failed = True
             reports.append(report)
             if not as_json:
-                typer.echo(f"✗ {path}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}")
+                typer.echo(
+                    f"✗ {path}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}"
+                )
                 for problem in exc.problems:
                     typer.echo(f"  {problem}")
             continue
@@ -199,7 +211,11 @@ def dataset_check(
         errors = [p for p in problems if p.severity == "error"]
         bad = bool(errors) or error is not None or (strict and bool(problems))
         failed |= bad
-        report |= {"ok": not bad, "problems": [p.to_dict() for p in problems], "connection_error": error}
+        report |= {
+            "ok": not bad,
+            "problems": [p.to_dict() for p in problems],
+            "connection_error": error,
+        }
         reports.append(report)
         if as_json:
             continue
@@ -228,7 +244,9 @@ def data_find(
     identity: IdentityOption = None,
     dataset: DatasetOption = None,
     policy: PolicyOption = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows shown per table (all with --json)")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Rows shown per table (all with --json)")
+    ] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """Show what lawful would return to the subject: their rows, grouped by table."""
@@ -246,12 +264,16 @@ def _print_access(report: DatasetAccess, limit: int) -> None:
     if not report.rows:
         typer.echo(f"{report.dataset}: no rows of this subject")
         return
-    typer.echo(f"{report.dataset}: {report.rows} rows of this subject in {len(report.tables)} tables")
+    typer.echo(
+        f"{report.dataset}: {report.rows} rows of this subject in {len(report.tables)} tables"
+    )
     for table in report.tables:
         about = f" — {table.description}" if table.description else ""
         typer.echo(f"  {table.table} ({len(table.rows)} rows){about}")
         for row in table.rows[:limit]:
-            role = "" if row["role"] == "owner" else f" ({row['role']}: theirs to see, not to erase)"
+            role = (
+                "" if row["role"] == "owner" else f" ({row['role']}: theirs to see, not to erase)"
+            )
             values = ", ".join(f"{c}={plain(v)!r}" for c, v in row["data"].items())
             typer.echo(f"    {values}{role}")
         if len(table.rows) > limit:
@@ -267,7 +289,9 @@ def data_erase(
     dataset: DatasetOption = None,
     policy: PolicyOption = None,
     keyring: KeyringOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would happen; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would happen; change nothing.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Erase the subject's rows as annotated: delete, anonymize, or keep with the rule."""
@@ -287,9 +311,14 @@ def _print_erasure(report: DatasetErasure) -> None:
         return
     verb = "would change" if report.dry_run else "changed"
     if report.changed:
-        typer.echo(f"{report.dataset}: {verb} {report.changed} of {report.found} rows" + (" (dry run)" if report.dry_run else ""))
+        typer.echo(
+            f"{report.dataset}: {verb} {report.changed} of {report.found} rows"
+            + (" (dry run)" if report.dry_run else "")
+        )
     else:
-        typer.echo(f"{report.dataset}: nothing to change: the rows found are already erased or kept")
+        typer.echo(
+            f"{report.dataset}: nothing to change: the rows found are already erased or kept"
+        )
     for line in outcomes_lines(report.tables):
         typer.echo(f"  {line}")
     for table in report.tables:
@@ -303,7 +332,9 @@ def _print_erasure(report: DatasetErasure) -> None:
 def data_rectify(
     changes: Annotated[
         list[str] | None,
-        typer.Option("--set", help="A correction as table.column=value (dataset.table.column=value)"),
+        typer.Option(
+            "--set", help="A correction as table.column=value (dataset.table.column=value)"
+        ),
     ] = None,
     email: EmailOption = None,
     phone: PhoneOption = None,
@@ -314,7 +345,9 @@ def data_rectify(
     null: Annotated[
         list[str] | None, typer.Option("--null", help="Set table.column to NULL; repeatable")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Correct the subject's data; every change is validated before any is written."""
@@ -325,7 +358,9 @@ def data_rectify(
     for change in changes or []:
         target, sep, value = change.partition("=")
         if not sep or not target.strip():
-            _usage(f"--set takes table.column=value; got a value without '=' ({target.strip()[:40]!r})")
+            _usage(
+                f"--set takes table.column=value; got a value without '=' ({target.strip()[:40]!r})"
+            )
         values[target.strip()] = value
     for target in null or []:
         values[target.strip()] = None
@@ -362,26 +397,37 @@ def _write_draft(text: str, output: Path | None, force: bool, what: str) -> None
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         _refuse(f"cannot write {output}: {exc.strerror}")
-    typer.echo(f"wrote {output} ({what}); review it, then run `lawful dataset check {output}`", err=True)
+    typer.echo(
+        f"wrote {output} ({what}); review it, then run `lawful dataset check {output}`", err=True
+    )
 
 
 OutputOption = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write the annotation here (default: print it)")
+    Path | None,
+    typer.Option("--output", "-o", help="Write the annotation here (default: print it)"),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
 UrlEnvOption = Annotated[
     str | None,
-    typer.Option("--url-env", help="Write the connection as this environment variable, not the URL"),
+    typer.Option(
+        "--url-env", help="Write the connection as this environment variable, not the URL"
+    ),
 ]
 
 
 def scan(
     url: Annotated[str, typer.Argument(help="The database URL, e.g. postgresql://user@host/db")],
     output: OutputOption = None,
-    schema: Annotated[str | None, typer.Option("--schema", help="The schema to read (default: the default)")] = None,
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="The schema to read (default: the default)")
+    ] = None,
     url_env: UrlEnvOption = None,
-    sample: Annotated[int, typer.Option("--sample", min=0, help="Rows read per table to recognise values")] = 200,
-    name: Annotated[str | None, typer.Option("--name", help="The dataset's name (default: the database's)")] = None,
+    sample: Annotated[
+        int, typer.Option("--sample", min=0, help="Rows read per table to recognise values")
+    ] = 200,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The dataset's name (default: the database's)")
+    ] = None,
     force: ForceOption = False,
 ) -> None:
     """Read a live schema and draft its annotation: identities, links, categories, actions."""
@@ -399,7 +445,8 @@ def import_fides(
     fides_file: Annotated[Path, typer.Argument(help="A Fides dataset YAML file")],
     output: OutputOption = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="The database URL (without its password) to connect to")
+        str | None,
+        typer.Option("--url", help="The database URL (without its password) to connect to"),
     ] = None,
     url_env: UrlEnvOption = None,
     fides_key: Annotated[

@@ -45,7 +45,7 @@ class TableOutcome:
     anonymized: int = 0
     unlinked: int = 0  # shared or referring rows whose link to the subject was cut
     kept: int = 0  # rows left as they are: kept by a rule, or shared with other owners
-    unchanged: int = 0  # already erased by an earlier run
+    unchanged: int = 0  # nothing to change: erased by an earlier run, or holding nothing to erase
     reasons: list[str] = field(default_factory=list)
     kept_columns: dict[str, str] = field(default_factory=dict)
 
@@ -134,8 +134,8 @@ def plan_erasure(
         mine = [k for k, r in table.ranks.items() if r == RANK[Role.owner]]
         alone = [k for k in mine if k not in shared.get(name, ())]
         together = [k for k in mine if k in shared.get(name, ())]
-        _release(found, plan, together, work, out, owners=True)
-        _release(found, plan, table.keys(Role.refers), work, out, owners=False)
+        _release(found, plan, together, work, out, owners=True, shared=shared)
+        _release(found, plan, table.keys(Role.refers), work, out, owners=False, shared=shared)
         _own(found, plan, alone, work, out, mask_key)
         works[name] = work
         outcomes.append(out)
@@ -196,9 +196,20 @@ def _changes(
 
 
 def _release(
-    found: Found, plan: TablePlan, keys: list[Key], work: _Work, out: TableOutcome, *, owners: bool
+    found: Found,
+    plan: TablePlan,
+    keys: list[Key],
+    work: _Work,
+    out: TableOutcome,
+    *,
+    owners: bool,
+    shared: dict[str, set[Key]],
 ) -> None:
-    """Cut the links that tie rows of others (or shared rows) to the subject."""
+    """Cut the links that tie rows of others (or shared rows) to the subject.
+
+    A link to a row of the subject's that others own too (a group) is left: that row
+    stays for them, and so does what hangs off it.
+    """
     if not keys:
         return
     table = found.tables[plan.name]
@@ -207,7 +218,7 @@ def _release(
     for link in plan.links:
         if link.role is not role:
             continue
-        theirs = _subject_values(found, link)
+        theirs = _subject_values(found, link, shared.get(link.target, set()))
         hits = [k for k in keys if _link_value(table, k, link) in theirs]
         if not hits:
             continue
@@ -218,13 +229,17 @@ def _release(
     rest = len(keys) - len(unlinked)
     if owners:
         if unlinked:
-            out.reasons.append(f"{len(unlinked)} shared with other subjects: unlinked from this one, kept for them")
+            out.reasons.append(
+                f"{len(unlinked)} shared with other subjects: unlinked from this one, kept for them"
+            )
         if rest:
             out.kept += rest
             out.reasons.append(f"{rest} kept: shared with other subjects")
     else:
         if unlinked:
-            out.reasons.append(f"{len(unlinked)} of other people's rows pointed at this subject: the link is removed")
+            out.reasons.append(
+                f"{len(unlinked)} of other people's rows pointed at this subject: the link is removed"
+            )
         if rest:
             out.kept += rest
             out.reasons.append(
@@ -246,13 +261,16 @@ def _link_value(table: Any, key: Key, link: LinkPlan) -> Key | None:
     return None if any(v is None for v in value) else value
 
 
-def _subject_values(found: Found, link: LinkPlan) -> set[Key]:
-    """The link's remote values on the subject's own rows, as the local columns hold them."""
+def _subject_values(found: Found, link: LinkPlan, kept: set[Key]) -> set[Key]:
+    """The link's remote values on the subject's own rows, as the local columns hold them.
+
+    Rows in `kept` (shared with other subjects, so they stay) are left out.
+    """
     target = found.tables[link.target]
     types = [found.graph.tables[link.table].python_types.get(c) for c in link.local]
     out = set()
     for key, rank in target.ranks.items():
-        if rank == RANK[Role.owner]:
+        if rank == RANK[Role.owner] and key not in kept:
             out.add(
                 tuple(
                     coerce(v, t)
@@ -388,7 +406,7 @@ def apply_erasure(conn: Connection, graph: Graph, works: dict[str, _Work]) -> in
     """Run the planned statements in `conn`'s transaction; the number of statements."""
     count = 0
     size = batch_size(graph.backend)
-    for name, work in works.items():
+    for work in works.values():
         count += _unlink(conn, work, size)
         count += _mask(conn, work, size)
     for name in graph.delete_order:
@@ -496,7 +514,7 @@ def outcomes_lines(outcomes: Iterable[TableOutcome]) -> Iterator[str]:
                 (out.anonymized, "anonymized"),
                 (out.unlinked, "unlinked"),
                 (out.kept, "kept"),
-                (out.unchanged, "already erased"),
+                (out.unchanged, "unchanged"),
                 (out.accessed, "accessed only, left alone"),
             )
             if n

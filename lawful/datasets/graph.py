@@ -9,6 +9,7 @@ deletes respect the foreign keys.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -159,13 +160,11 @@ def _unique_sets(
     inspector: Any, name: str, schema: str | None, table: sa.Table
 ) -> list[frozenset[str]]:
     sets = [frozenset(c.name for c in table.primary_key.columns)]
-    try:
+    with contextlib.suppress(NotImplementedError):  # a dialect without unique constraints
         sets += [
             frozenset(u["column_names"])
             for u in inspector.get_unique_constraints(name, schema=schema)
         ]
-    except NotImplementedError:
-        pass
     sets += [
         frozenset(ix["column_names"])
         for ix in inspector.get_indexes(name, schema=schema)
@@ -436,12 +435,10 @@ def _indexed_columns(inspector: Any, name: str, schema: str | None, table: sa.Ta
     for ix in inspector.get_indexes(name, schema=schema):
         if ix["column_names"] and ix["column_names"][0]:
             leading.add(ix["column_names"][0])
-    try:
+    with contextlib.suppress(NotImplementedError):
         for u in inspector.get_unique_constraints(name, schema=schema):
             if u["column_names"]:
                 leading.add(u["column_names"][0])
-    except NotImplementedError:
-        pass
     return leading
 
 

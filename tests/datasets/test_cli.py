@@ -44,13 +44,21 @@ def test_check_a_good_file_against_its_database() -> None:
 
 
 def test_check_reports_live_mismatches_with_their_place(tmp_path: Path) -> None:
-    bad = forum.ANNOTATION.replace("nickname: {category: user.name, erase: hash}", "nick: {category: user.name, erase: hash}")
-    bad = bad.replace("motto: {category: user.content.public, erase: {fixed: \"\"}}", "motto: {category: user.content.public, erase: null}")
+    bad = forum.ANNOTATION.replace(
+        "nickname: {category: user.name, erase: hash}", "nick: {category: user.name, erase: hash}"
+    )
+    bad = bad.replace(
+        'motto: {category: user.content.public, erase: {fixed: ""}}',
+        "motto: {category: user.content.public, erase: null}",
+    )
     (tmp_path / "bad.yaml").write_text(bad, encoding="utf-8")
     code, out, _ = run("dataset", "check", "bad.yaml")
     assert code == 1
     assert "✗ bad.yaml" in out
-    assert "tables.profiles.columns.nick: table 'profiles' has no column 'nick'; did you mean 'nickname'?" in out
+    assert (
+        "tables.profiles.columns.nick: table 'profiles' has no column 'nick'; did you mean 'nickname'?"
+        in out
+    )
     assert (
         "tables.profiles.columns.motto.erase: profiles.motto (VARCHAR(100)) is NOT NULL, so erasure "
         "can't set it to NULL" in out
@@ -105,8 +113,10 @@ def test_find_nobody() -> None:
         (("--email", "a@b.example", "--dataset", "missing.yaml"), "missing.yaml: no such file"),
     ],
 )
-def test_bad_usage_exits_2_without_echoing_the_identity(args: tuple[str, ...], message: str) -> None:
-    code, out, err = run("data", "find", *args)
+def test_bad_usage_exits_2_without_echoing_the_identity(
+    args: tuple[str, ...], message: str
+) -> None:
+    code, _, err = run("data", "find", *args)
     assert code == 2
     assert message in err
     for value in ("alice-at-example.com", "07400 123456"):
@@ -144,7 +154,16 @@ def test_erase_without_a_keyring_for_a_hash_mask() -> None:
 
 
 def test_rectify() -> None:
-    code, out, _ = run("data", "rectify", "--email", "bob@example.com", "--set", "users.name=Robert", "--set", "profiles.born=1985-02-02")
+    code, out, _ = run(
+        "data",
+        "rectify",
+        "--email",
+        "bob@example.com",
+        "--set",
+        "users.name=Robert",
+        "--set",
+        "profiles.born=1985-02-02",
+    )
     assert code == 0
     assert "forum.users: updated 1 rows (name)" in out
     code, _, err = run("data", "rectify", "--email", "bob@example.com", "--set", "users.email=nope")
@@ -152,5 +171,7 @@ def test_rectify() -> None:
     assert "users.email: the email address has no '@'" in err and "nope" not in err
     code, _, err = run("data", "rectify", "--email", "bob@example.com", "--set", "users.name")
     assert code == 2 and "--set takes table.column=value" in err
-    code, out, _ = run("data", "rectify", "--email", "bob@example.com", "--null", "profiles.born", "--json")
+    code, out, _ = run(
+        "data", "rectify", "--email", "bob@example.com", "--null", "profiles.born", "--json"
+    )
     assert json.loads(out)["datasets"][0]["tables"][0]["updated"] == 1

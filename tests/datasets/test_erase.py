@@ -176,9 +176,11 @@ def test_a_refused_delete_rolls_everything_back(forum_url: str, db: sa.Connectio
         "    erase: anonymize\n    columns:\n      email:", "    columns:\n      email:", 1
     )
     before = snapshot(db)
-    with Datasets([load_dataset_text(text, "forum.yaml")], mask_key=KEY) as deleting:
-        with pytest.raises(ErasureFailed) as info:
-            deleting.erase(["email:dave@example.com"])
+    with (
+        Datasets([load_dataset_text(text, "forum.yaml")], mask_key=KEY) as deleting,
+        pytest.raises(ErasureFailed) as info,
+    ):
+        deleting.erase(["email:dave@example.com"])
     message = str(info.value)
     assert message.startswith("dataset forum: the database refused the change")
     assert "nothing was changed" in message

@@ -184,7 +184,7 @@ def test_each_error_names_its_place_and_fix(case: Case, shop_policy: object) -> 
     text, error = _load_mutated(case, shop_policy)
     lines = [str(p) for p in error.problems if p.severity == "error"]
     matching = [line for line in lines if line.endswith(case.message)]
-    assert matching, f"no error line ends with the expected message; got:\n" + "\n".join(lines)
+    assert matching, "no error line ends with the expected message; got:\n" + "\n".join(lines)
     problem = next(p for p in error.problems if str(p).endswith(case.message))
     assert problem.file == "shop.yaml"
     expected_line = text.count("\n", 0, text.index(case.marker)) + 1
