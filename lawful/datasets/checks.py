@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from lawful.datasets.model import ColumnErase, Dataset, Role, Table, TableErase
+from lawful.datasets.model import ColumnErase, Dataset, Table, TableErase
 from lawful.policy import Policy
 from lawful.policy.model import RetentionRule
 from lawful.policy.problems import Path, Problem
@@ -64,12 +64,6 @@ def _links(tables: dict[str, Table], names: frozenset[str]) -> Iterator[Problem]
                     else "annotate that table too, or link to one that is annotated"
                 )
                 yield _error(path, f"'{link.table}' is not a table of this dataset; {hint}")
-            if link.release is not None and link.role is Role.accessor:
-                yield _warning(
-                    ("tables", name, "owners", i, "release"),
-                    "release applies to owner and refers links; an accessor's rows are "
-                    "never changed by its erasure",
-                )
 
 
 def _reachable(tables: dict[str, Table]) -> Iterator[Problem]:

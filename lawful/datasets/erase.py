@@ -31,6 +31,8 @@ from lawful.datasets.masks import ColumnMask, MaskKeyMissing, column_mask
 from lawful.datasets.model import ColumnErase, Release, Role, TableErase
 from lawful.datasets.sql import batch_size, bind_values, chunks, coerce, keys_in
 from lawful.datasets.traverse import RANK, Found, Key
+from lawful.subjects import IdentityError, IdentityKind
+from lawful.subjects.identity import normalise
 
 
 @dataclass
@@ -134,8 +136,9 @@ def plan_erasure(
         mine = [k for k, r in table.ranks.items() if r == RANK[Role.owner]]
         alone = [k for k in mine if k not in shared.get(name, ())]
         together = [k for k in mine if k in shared.get(name, ())]
-        _release(found, plan, together, work, out, owners=True, shared=shared)
-        _release(found, plan, table.keys(Role.refers), work, out, owners=False, shared=shared)
+        _release(found, plan, together, work, out, Role.owner, shared, mask_key)
+        _release(found, plan, table.keys(Role.refers), work, out, Role.refers, shared, mask_key)
+        _release(found, plan, table.keys(Role.accessor), work, out, Role.accessor, shared, mask_key)
         _own(found, plan, alone, work, out, mask_key)
         works[name] = work
         outcomes.append(out)
@@ -201,50 +204,115 @@ def _release(
     keys: list[Key],
     work: _Work,
     out: TableOutcome,
-    *,
-    owners: bool,
+    role: Role,
     shared: dict[str, set[Key]],
+    mask_key: bytes | None,
 ) -> None:
-    """Cut the links that tie rows of others (or shared rows) to the subject.
+    """Cut what ties rows the subject does not own alone to the subject.
 
-    A link to a row of the subject's that others own too (a group) is left: that row
-    stays for them, and so does what hangs off it.
+    `role` says which rows these are: the subject's rows that others own too (owner),
+    others' rows that refer to the subject (refers), or rows the subject may only see
+    (accessor). Each link of that role pointing at the subject's rows is unlinked when
+    its `release` says so; a shared row found by one of the subject's identities also
+    loses those identities (the column's mask, else NULL). A link to a row of the
+    subject's that others own too (a group) is left: that row stays for them, and so
+    does what hangs off it.
     """
     if not keys:
         return
     table = found.tables[plan.name]
-    role = Role.owner if owners else Role.refers
-    unlinked: set[Key] = set()
+    released: set[Key] = set()
     for link in plan.links:
         if link.role is not role:
             continue
         theirs = _subject_values(found, link, shared.get(link.target, set()))
         hits = [k for k in keys if _link_value(table, k, link) in theirs]
-        if not hits:
-            continue
-        if link.release is Release.unlink:
+        if hits and link.release is Release.unlink:
             work.unlinks.setdefault(link.local, []).extend(hits)
-            unlinked.update(hits)
-    out.unlinked += len(unlinked)
-    rest = len(keys) - len(unlinked)
-    if owners:
-        if unlinked:
+            released.update(hits)
+    if role is Role.owner and plan.identities:
+        released |= _forget_identities(found, plan, [k for k in keys if k in table.matched], work, mask_key)
+    out.unlinked += len(released)
+    rest = len(keys) - len(released)
+    if role is Role.owner:
+        if released:
             out.reasons.append(
-                f"{len(unlinked)} shared with other subjects: unlinked from this one, kept for them"
+                f"{len(released)} shared with other subjects: unlinked from this one, kept for them"
             )
         if rest:
             out.kept += rest
             out.reasons.append(f"{rest} kept: shared with other subjects")
-    else:
-        if unlinked:
+    elif role is Role.refers:
+        if released:
             out.reasons.append(
-                f"{len(unlinked)} of other people's rows pointed at this subject: the link is removed"
+                f"{len(released)} of other people's rows pointed at this subject: the link is removed"
             )
         if rest:
             out.kept += rest
             out.reasons.append(
                 f"{rest} of other people's rows point at this subject: left as they are (release: keep)"
             )
+    elif released:
+        out.reasons.append(
+            f"{len(released)} rows this subject could see: their link to this subject is removed"
+        )
+
+
+def _forget_identities(
+    found: Found, plan: TablePlan, keys: list[Key], work: _Work, mask_key: bytes | None
+) -> set[Key]:
+    """Clear the subject's identities from shared rows they were found by; the rows changed."""
+    table = found.tables[plan.name]
+    ours = subject_identities(found)
+    changed: set[Key] = set()
+    for key in keys:
+        changes: dict[str, Any] = {}
+        for column, spec in plan.identities:
+            value = table.value(key, column)
+            if _identity_of(spec.kind, value) not in ours:
+                continue
+            column_spec = plan.spec.columns.get(column)
+            mask = (
+                column_mask(column, column_spec, plan.python_types.get(column), _length(plan, column))
+                if column_spec is not None
+                else None
+            )
+            if mask is not None:
+                new = mask.apply(value, mask_key)
+            elif plan.table.c[column].nullable and column not in plan.key:
+                new = None
+            else:
+                continue  # NOT NULL without a mask: the check warns; the row stays as it is
+            if new != value:
+                changes[column] = new
+        if changes:
+            work.per_row.append((key, changes))
+            changed.add(key)
+    return changed
+
+
+def subject_identities(found: Found) -> set[tuple[IdentityKind, str]]:
+    """The subject's identities: those searched, and those on the rows they matched."""
+    out = {(i.kind, i.value) for i in found.searched}
+    for table in found.tables.values():
+        for column, spec in table.plan.identities:
+            if column not in table.index:
+                continue
+            for key in table.matched:
+                identity = _identity_of(spec.kind, table.value(key, column))
+                if identity is not None:
+                    out.add(identity)
+    return out
+
+
+def _identity_of(kind: IdentityKind, raw: Any) -> tuple[IdentityKind, str] | None:
+    """A column's value as a normalised identity; None when empty or not one (a bare phone)."""
+    if raw is None:
+        return None
+    try:
+        return kind, normalise(kind, str(raw))
+    except IdentityError:
+        return None
 
 
 def _kept_because(reason: str | None, rule: str | None) -> str:
@@ -315,6 +383,8 @@ def shared_rows(conn: Connection, found: Found, mask_key: bytes | None) -> dict[
                     unexplained.setdefault(value, []).append(key)
             for value in _others(conn, found, link, list(unexplained), mask_key):
                 shared[name].update(unexplained[value])
+        if plan.identities:
+            shared[name].update(_someone_elses(found, plan, mine))
     changed = True
     while changed:
         changed = False
@@ -323,6 +393,28 @@ def shared_rows(conn: Connection, found: Found, mask_key: bytes | None) -> dict[
                 shared[name].add(key)
                 changed = True
     return shared
+
+
+def _someone_elses(found: Found, plan: TablePlan, mine: list[Key]) -> set[Key]:
+    """Rows reached through links that hold another person's identity: theirs too.
+
+    A table with identities holds people's own rows (an invitation holds the invitee's
+    email). Reached from the subject through a link but not found by the subject's
+    identities, such a row is also the person's whose identity it holds.
+    """
+    table = found.tables[plan.name]
+    ours: set[tuple[IdentityKind, str]] | None = None
+    out = set()
+    for key in mine:
+        if key in table.matched:
+            continue
+        ours = ours if ours is not None else subject_identities(found)
+        for column, spec in plan.identities:
+            identity = _identity_of(spec.kind, table.value(key, column))
+            if identity is not None and identity not in ours:
+                out.add(key)
+                break
+    return out
 
 
 def _subject_rows_by_value(found: Found, link: LinkPlan) -> dict[Key, set[Key]]:

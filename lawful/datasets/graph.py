@@ -367,6 +367,8 @@ def _link_plan(
     local_is_key = any(u <= set(local) for u in mine)
     remote_is_key = any(u <= set(remote) for u in theirs)
     release = link.release
+    if release is None and link.role is Role.accessor:
+        release = Release.keep  # an accessor's erasure leaves what they could see, unless told
     if release is None:
         cols = table.columns
         can_unlink = not local_is_key and all(

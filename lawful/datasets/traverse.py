@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lawful.datasets.graph import Graph, LinkPlan, TablePlan
 from lawful.datasets.model import Match, Role
-from lawful.datasets.sql import batch_size, bind_values, chunks, coerce, keys_in, phone_digits
+from lawful.datasets.sql import KeyList, Params, Runner, Statement, chunks, coerce, phone_digits
+from lawful.datasets.sql import statement as cached
 from lawful.subjects import Identity, IdentityError, IdentityKind
 from lawful.subjects.identity import normalise
 
@@ -32,7 +33,9 @@ RANK = {Role.refers: 0, Role.accessor: 1, Role.owner: 2}
 ROLES = {rank: role for role, rank in RANK.items()}
 
 Key = tuple[Any, ...]
-Condition = tuple[sa.ColumnElement[bool], str, list[Any]]  # where, its parameter, values
+Condition = tuple[KeyList, list[Key]]  # the columns' condition, and the values it takes
+Query = tuple[Statement, Params]
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,6 +46,7 @@ class FoundTable:
     columns: tuple[str, ...]
     rows: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     ranks: dict[Key, int] = field(default_factory=dict)
+    matched: set[Key] = field(default_factory=set)  # rows an identity column matched
 
     def __post_init__(self) -> None:
         self.index = {name: i for i, name in enumerate(self.columns)}
@@ -83,6 +87,7 @@ class Found:
     tables: dict[str, FoundTable]
     identities: frozenset[Identity]
     statements: int = 0
+    searched: set[Identity] = field(default_factory=set)  # given, and found by expansion
 
     @property
     def total(self) -> int:
@@ -117,6 +122,7 @@ def traverse(
     frontier = walker.identities(given)
     while frontier:
         frontier = walker.hop(frontier)
+    found.statements += walker.runner.statements
     return found
 
 
@@ -133,18 +139,32 @@ def _columns(graph: Graph, plan: TablePlan, mode: str) -> tuple[str, ...]:
 
 
 class _Walker:
+    """The walk; each round of identities and each hop is one step of statements.
+
+    A step's statements (one, or one per batch, for each table) don't depend on each
+    other's results, so they are built first and run together (one round trip on
+    PostgreSQL), then the rows are taken table by table.
+    """
+
     def __init__(self, conn: Connection, graph: Graph, found: Found) -> None:
-        self.conn = conn
         self.graph = graph
         self.found = found
-        self.batch = batch_size(graph.backend)
+        self.runner = Runner(conn)
+
+    def _run(self, step: list[tuple[T, list[Query]]]) -> Iterator[tuple[T, list[Sequence[Any]]]]:
+        """Run every query of the step at once; each item with the rows of its queries."""
+        results = self.runner.run([query for _, queries in step for query in queries])
+        at = 0
+        for item, queries in step:
+            yield item, [row for result in results[at : at + len(queries)] for row in result]
+            at += len(queries)
 
     # -- hop 0: identities -----------------------------------------------------------
 
     def identities(self, given: frozenset[Identity]) -> dict[str, set[Key]]:
         """Rows matching the identities; identity columns marked `expands` feed new values."""
         frontier: dict[str, set[Key]] = {}
-        searched: set[Identity] = set()
+        searched = self.found.searched
         pending = set(given)
         while pending:
             searched |= pending
@@ -152,40 +172,46 @@ class _Walker:
             for identity in pending:
                 by_kind.setdefault(identity.kind, []).append(identity.value)
             pending = set()
-            for plan in self.graph.tables.values():
-                new = self._lookup(plan, by_kind)
+            step = [(plan, self._lookup(plan, by_kind)) for plan in self.graph.tables.values()]
+            for plan, rows in self._run([(plan, queries) for plan, queries in step if queries]):
+                new = self._identified(plan, rows)
                 if not new:
                     continue
                 frontier.setdefault(plan.name, set()).update(new)
                 pending |= self._expansions(plan, new) - searched
         return frontier
 
-    def _lookup(self, plan: TablePlan, by_kind: dict[IdentityKind, list[str]]) -> set[Key]:
-        table = self.found.tables[plan.name]
+    def _lookup(self, plan: TablePlan, by_kind: dict[IdentityKind, list[str]]) -> list[Query]:
+        """The queries finding the table's rows that hold one of the identities."""
         conditions: list[Condition] = []
         for i, (column, spec) in enumerate(plan.identities):
             values = by_kind.get(spec.kind)
             if not values:
                 continue
-            col: sa.ColumnElement[Any] = plan.table.c[column]
-            if spec.matching is Match.casefold:
-                col = sa.func.lower(col)
-            elif spec.matching is Match.phone:
-                col = phone_digits(col)
             python_type = plan.python_types.get(column) if spec.matching is Match.exact else str
             typed = [v for v in (coerce(x, python_type) for x in values) if v is not None]
             if typed:
-                conditions.append((keys_in([col], f"i{i}"), f"i{i}", typed))
-        if not conditions:
-            return set()
+                keys = cached(
+                    plan.table,
+                    ("identity", i),
+                    lambda i=i, column=column, spec=spec: _identity_keys(
+                        plan, column, spec.matching, i, self.graph.backend
+                    ),
+                )
+                conditions.append((keys, [(v,) for v in typed]))
+        return self._queries(self.found.tables[plan.name], conditions)
+
+    def _identified(self, plan: TablePlan, rows: list[Sequence[Any]]) -> set[Key]:
+        """Take the rows an identity matched: the subject's own; the keys of the new ones."""
+        table = self.found.tables[plan.name]
         new: set[Key] = set()
-        for where, params in _packed(conditions, self.batch):
-            for row in self._select(table, where, params):
-                key = tuple(row[p] for p in table.key_positions)
-                if table.ranks.get(key, -1) < RANK[Role.owner]:
-                    table.rows[key] = tuple(row)
-                    table.ranks[key] = RANK[Role.owner]
-                    new.add(key)
+        for row in rows:
+            key = tuple(row[p] for p in table.key_positions)
+            table.matched.add(key)
+            if table.ranks.get(key, -1) < RANK[Role.owner]:
+                table.rows[key] = tuple(row)
+                table.ranks[key] = RANK[Role.owner]
+                new.add(key)
         return new
 
     def _expansions(self, plan: TablePlan, keys: set[Key]) -> set[Identity]:
@@ -234,59 +260,92 @@ class _Walker:
                 if values:
                     wanted.setdefault(link.table, []).append((link, values))
         nxt: dict[str, set[Key]] = {}
-        for name, links in wanted.items():
-            new = self._follow(self.graph.tables[name], links)
+        step = [((name, links), self._linked(name, links)) for name, links in wanted.items()]
+        for (name, links), rows in self._run(step):
+            new = self._follow(self.graph.tables[name], links, rows)
             if new:
                 nxt[name] = new
         return nxt
 
-    def _follow(self, plan: TablePlan, links: list[tuple[LinkPlan, dict[Key, int]]]) -> set[Key]:
-        table = self.found.tables[plan.name]
+    def _linked(self, name: str, links: list[tuple[LinkPlan, dict[Key, int]]]) -> list[Query]:
+        """The queries finding the table's rows whose links hold the values reached."""
+        plan = self.graph.tables[name]
+        backend = self.graph.backend
         conditions: list[Condition] = [
             (
-                keys_in([plan.table.c[c] for c in link.local], f"l{i}"),
-                f"l{i}",
-                bind_values(values, len(link.local)),
+                cached(
+                    plan.table,
+                    ("link", link.index),
+                    lambda link=link: KeyList(
+                        [plan.table.c[c] for c in link.local], f"l{link.index}", backend
+                    ),
+                ),
+                list(values),
             )
-            for i, (link, values) in enumerate(links)
+            for link, values in links
         ]
+        return self._queries(self.found.tables[name], conditions)
+
+    def _follow(
+        self,
+        plan: TablePlan,
+        links: list[tuple[LinkPlan, dict[Key, int]]],
+        rows: list[Sequence[Any]],
+    ) -> set[Key]:
+        """Take the rows the links reached, each with the strongest role it was reached with."""
+        table = self.found.tables[plan.name]
         local_positions = [tuple(table.index[c] for c in link.local) for link, _ in links]
         new: set[Key] = set()
-        for where, params in _packed(conditions, self.batch):
-            for row in self._select(table, where, params):
-                rank = -1
-                for (_, values), positions in zip(links, local_positions, strict=True):
-                    reach = values.get(tuple(row[p] for p in positions))
-                    if reach is not None and reach > rank:
-                        rank = reach
-                if rank < 0:
-                    continue  # matched only after a conversion the values don't round-trip
-                key = tuple(row[p] for p in table.key_positions)
-                if table.ranks.get(key, -1) < rank:
-                    table.rows[key] = tuple(row)
-                    table.ranks[key] = rank
-                    new.add(key)
+        for row in rows:
+            rank = -1
+            for (_, values), positions in zip(links, local_positions, strict=True):
+                reach = values.get(tuple(row[p] for p in positions))
+                if reach is not None and reach > rank:
+                    rank = reach
+            if rank < 0:
+                continue  # matched only after a conversion the values don't round-trip
+            key = tuple(row[p] for p in table.key_positions)
+            if table.ranks.get(key, -1) < rank:
+                table.rows[key] = tuple(row)
+                table.ranks[key] = rank
+                new.add(key)
         return new
 
-    def _select(
-        self, table: FoundTable, where: sa.ColumnElement[bool], params: dict[str, Any]
-    ) -> Iterator[Sequence[Any]]:
-        cols = [table.plan.table.c[c] for c in table.columns]
-        self.found.statements += 1
-        yield from self.conn.execute(sa.select(*cols).where(where), params)
+    def _queries(self, table: FoundTable, conditions: list[Condition]) -> list[Query]:
+        """One statement OR-ing every condition when the values fit a batch; else one per batch."""
+        if not conditions:
+            return []
+        if sum(len(values) for _, values in conditions) <= min(k.batch for k, _ in conditions):
+            params: dict[str, Any] = {}
+            for keys, values in conditions:
+                params |= keys.params(values)
+            return [(self._select(table, tuple(k for k, _ in conditions)), params)]
+        return [
+            (self._select(table, (keys,)), keys.params(chunk))
+            for keys, values in conditions
+            for chunk in chunks(values, keys.batch)
+        ]
+
+    def _select(self, table: FoundTable, conditions: tuple[KeyList, ...]) -> Statement:
+        """The table's columns read where any of the conditions holds (built once)."""
+        sql_table = table.plan.table
+
+        def build() -> Statement:
+            cols = [sql_table.c[c] for c in table.columns]
+            return Statement(sa.select(*cols).where(sa.or_(*(k.where for k in conditions))))
+
+        shape = ("select", table.columns, tuple(k.name for k in conditions))
+        return cached(sql_table, shape, build)
 
 
-def _packed(
-    conditions: list[Condition], batch: int
-) -> Iterator[tuple[sa.ColumnElement[bool], dict[str, Any]]]:
-    """One statement OR-ing every condition when the values fit a batch; else one per batch."""
-    total = sum(len(values) for _, _, values in conditions)
-    if total <= batch:
-        yield (
-            sa.or_(*(where for where, _, _ in conditions)),
-            {name: values for _, name, values in conditions},
-        )
-        return
-    for where, name, values in conditions:
-        for chunk in chunks(values, batch):
-            yield where, {name: list(chunk)}
+def _identity_keys(
+    plan: TablePlan, column: str, matching: Match, position: int, backend: str
+) -> KeyList:
+    """The condition on an identity column, compared as its `match` says."""
+    col: sa.ColumnElement[Any] = plan.table.c[column]
+    name = f"i{position}"
+    if matching is Match.casefold:
+        return KeyList([sa.func.lower(col)], name, backend, [sa.String()])
+    if matching is Match.phone:
+        return KeyList([phone_digits(col)], name, backend, [sa.String()])
+    return KeyList([col], name, backend)

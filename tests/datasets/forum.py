@@ -14,6 +14,10 @@ Each table is one shape of ownership a real schema has:
 * activity: `user_ref` points at users without a foreign key;
 * newsletter: matched by email only, no key;
 * invoices: kept for the tax authority under a retention rule;
+* shares: a file its owner shared with another user, who may see it (an accessor link
+  that erasure unlinks);
+* tickets: a guest's support request (found by email) handled by a user: the row belongs
+  to both;
 * sessions: NOT annotated, with a foreign key to users (deleting a user then fails).
 """
 
@@ -118,6 +122,22 @@ invoices = sa.Table(
     sa.Column("buyer", sa.String(100), nullable=False),
     sa.Column("amount", sa.Numeric(10, 2), nullable=False),
 )
+shares = sa.Table(
+    "shares",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("owner_id", Id, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("shared_with", Id, sa.ForeignKey("users.id"), index=True),
+    sa.Column("file", sa.String(100), nullable=False),
+)
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("email", sa.String(200), index=True),
+    sa.Column("agent_id", Id, sa.ForeignKey("users.id"), index=True),
+    sa.Column("question", sa.Text, nullable=False),
+)
 sessions = sa.Table(
     "sessions",
     metadata,
@@ -208,6 +228,10 @@ ROWS: dict[str, list[dict[str, object]]] = {
         {"id": 62, "email": "stranger@example.com"},
     ],
     "invoices": [{"id": 70, "user_id": 1, "buyer": "Alice", "amount": 12}],
+    "shares": [{"id": 90, "owner_id": 1, "shared_with": 2, "file": "holiday.jpg"}],
+    "tickets": [
+        {"id": 95, "email": "guest@example.com", "agent_id": 2, "question": "Where is my parcel?"}
+    ],
     "sessions": [{"id": 80, "user_id": 4}],
 }
 
@@ -287,6 +311,18 @@ tables:
     reason: tax law keeps invoices for 10 years
     columns:
       buyer: user.name
+  shares:
+    owners:
+      - {table: users, on: {owner_id: id}}
+      - {table: users, on: {shared_with: id}, role: accessor, release: unlink}
+    columns:
+      file: user.content.private
+  tickets:
+    identities: {email: email}
+    owners: [{table: users, on: {agent_id: id}}]
+    columns:
+      email: user.contact.email
+      question: user.content.private
 """
 
 # Everything erasure may touch, in an order every foreign key accepts when inserting.
@@ -303,6 +339,8 @@ INSERT_ORDER = (
     "activity",
     "newsletter",
     "invoices",
+    "shares",
+    "tickets",
     "sessions",
 )
 

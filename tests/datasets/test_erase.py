@@ -240,3 +240,37 @@ def test_rectify_updates_own_rows_and_validates_first(
         (20, "Alice and Bob"),
         (21, "Renamed"),
     ]
+
+
+def test_an_accessor_link_with_release_unlink_is_cut(datasets: Datasets, db: sa.Connection) -> None:
+    (bob,) = datasets.access(["email:bob@example.com"])
+    shares = next(t for t in bob.tables if t.table == "shares")
+    assert [r["role"] for r in shares.rows] == ["accessor"]
+    (report,) = datasets.erase(["email:bob@example.com"])
+    # Alice's share stays hers; it no longer names Bob.
+    assert rows(db, "SELECT id, owner_id, shared_with FROM shares") == [(90, 1, None)]
+    assert outcome(report, "shares")["unlinked"] == 1
+    assert outcome(report, "shares")["reasons"] == [
+        "1 rows this subject could see: their link to this subject is removed"
+    ]
+
+
+def test_a_shared_row_found_by_identity_loses_that_identity(
+    datasets: Datasets, db: sa.Connection
+) -> None:
+    # The guest's ticket is Bob's too (he handles it): it stays, without the guest's email.
+    (report,) = datasets.erase(["email:guest@example.com"])
+    assert rows(db, "SELECT id, email, agent_id FROM tickets") == [(95, None, 2)]
+    assert outcome(report, "tickets")["unlinked"] == 1
+    assert not datasets.find(["email:guest@example.com"])["forum"]
+
+
+def test_a_row_reached_by_a_link_holding_someone_elses_identity_is_theirs_too(
+    datasets: Datasets, db: sa.Connection
+) -> None:
+    # Bob handled the guest's ticket: erasing Bob unlinks him; the guest still finds it.
+    datasets.erase(["email:bob@example.com"])
+    assert rows(db, "SELECT id, email, agent_id FROM tickets") == [(95, "guest@example.com", None)]
+    assert set(datasets.find(["email:guest@example.com"])["forum"].tables["tickets"].rows) == {
+        (95,)
+    }

@@ -483,7 +483,6 @@ def test_lobsters_erasure_is_k9db_forget(lobsters: Datasets, lobsters_url: str) 
         "taggings": {20},
         "comments": {100, 103},
         "votes": {200},
-        "invitations": {400},  # K9db keeps it for the invitee: see lobsters.yaml
         "hat_requests": {550},
         "hidden_stories": {700},
         "read_ribbons": {800},
@@ -493,6 +492,8 @@ def test_lobsters_erasure_is_k9db_forget(lobsters: Datasets, lobsters_url: str) 
         "tag_filters": {1200},
     }
     assert changed == {
+        # The invitation holds the invitee's email: it is theirs too, so it stays for them.
+        ("invitations", 400): {"user_id": None},
         # ON DEL author_user_id ANON (author_user_id), and the same for the recipient.
         ("messages", 300): {"author_user_id": None},
         ("messages", 301): {"recipient_user_id": None},
@@ -572,11 +573,15 @@ def test_lobsters_invitee_finds_the_invitation_until_the_inviter_erases(
 ) -> None:
     """K9db: invitations is a DATA_SUBJECT table owned by users. Its invitee finds it by
     email (as in K9db, where the row is in its own shard). When the inviter is forgotten
-    K9db keeps the row in the invitee's shard; lawful deletes it (documented gap)."""
+    K9db keeps the row in the invitee's shard; so does lawful: a row reached through a
+    link that holds another person's identity is theirs too."""
     assert found(lobsters, "email:newbie@example.org") == {"invitations": {400: "owner"}}
     assert found(lobsters, "email:hopeful@example.org") == {"invitation_requests": {450: "owner"}}
     lobsters.erase([f"account:{A}"])
-    assert found(lobsters, "email:newbie@example.org") == {}  # K9db: still {400}
+    assert found(lobsters, "email:newbie@example.org") == {"invitations": {400: "owner"}}
+    (report,) = lobsters.erase(["email:newbie@example.org"])
+    assert found(lobsters, "email:newbie@example.org") == {}
+    assert next(t for t in report.tables if t.table == "invitations").deleted == 1
 
 
 def test_lobsters_identities_join_what_k9db_keeps_apart(
