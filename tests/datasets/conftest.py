@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from examples.shop.generate import generate
-from lawful.datasets import Datasets
+from lawful.datasets import Datasets, load_dataset_text
 from lawful.policy import load_policy
 from lawful.subjects import Keyring
+from tests.datasets import forum
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP_DATASET = ROOT / "examples" / "shop" / "dataset.yaml"
@@ -36,6 +38,23 @@ def shop_url(app_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     generate(app_url, SHOP_CUSTOMERS, seed=0)
     monkeypatch.setenv("SHOP_DATABASE_URL", app_url)
     return app_url
+
+
+@pytest.fixture
+def forum_url(app_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The forum (tests/datasets/forum.py) in a fresh database; $FORUM_DATABASE_URL set."""
+    forum.build(app_url)
+    monkeypatch.setenv("FORUM_DATABASE_URL", app_url)
+    return app_url
+
+
+@pytest.fixture
+def forum_data(forum_url: str) -> Iterator[Datasets]:
+    """The forum's annotation opened on it, with a fixed mask key."""
+    with Datasets(
+        [load_dataset_text(forum.ANNOTATION, "forum.yaml")], mask_key=forum.MASK_KEY
+    ) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

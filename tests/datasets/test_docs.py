@@ -8,17 +8,15 @@ examples of errors are what lawful prints.
 from __future__ import annotations
 
 import re
-import typing
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
 from lawful.datasets import load_dataset_text
 from lawful.datasets.model import Dataset
 from lawful.subjects import IdentityKind
+from tests.model_walk import enums_from, models_from
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text(encoding="utf-8")
 
@@ -30,37 +28,12 @@ def _example() -> str:
     return block.group(1)
 
 
-def _types(annotation: Any) -> Iterator[Any]:
-    yield annotation
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, type) or typing.get_args(arg):
-            yield from _types(arg)
-
-
 def _models() -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = []
-
-    def visit(model: type[BaseModel]) -> None:
-        if model in found:
-            return
-        found.append(model)
-        for info in model.model_fields.values():
-            for tp in _types(info.annotation):
-                if isinstance(tp, type) and issubclass(tp, BaseModel):
-                    visit(tp)
-
-    visit(Dataset)
-    return found
+    return models_from(Dataset)
 
 
 def _enums() -> list[type[StrEnum]]:
-    found: list[type[StrEnum]] = []
-    for model in _models():
-        for info in model.model_fields.values():
-            for tp in _types(info.annotation):
-                if isinstance(tp, type) and issubclass(tp, StrEnum) and tp not in found:
-                    found.append(tp)
-    return found
+    return enums_from(Dataset)
 
 
 def test_every_key_is_documented() -> None:

@@ -15,20 +15,12 @@ from lawful.datasets import Datasets, ErasureFailed, MaskKeyMissing, load_datase
 from lawful.datasets.masks import keyed_hash
 from tests.datasets import forum
 
-KEY = b"k" * 32
+KEY = forum.MASK_KEY
 
 
 @pytest.fixture
-def forum_url(app_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    forum.build(app_url)
-    monkeypatch.setenv("FORUM_DATABASE_URL", app_url)
-    return app_url
-
-
-@pytest.fixture
-def datasets(forum_url: str) -> Iterator[Datasets]:
-    with Datasets([load_dataset_text(forum.ANNOTATION, "forum.yaml")], mask_key=KEY) as opened:
-        yield opened
+def datasets(forum_data: Datasets) -> Datasets:
+    return forum_data
 
 
 @pytest.fixture

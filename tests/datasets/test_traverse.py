@@ -6,8 +6,6 @@ the rows found, and the role they were found with, against what the annotation s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -16,16 +14,8 @@ from tests.datasets import forum
 
 
 @pytest.fixture
-def forum_url(app_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    forum.build(app_url)
-    monkeypatch.setenv("FORUM_DATABASE_URL", app_url)
-    return app_url
-
-
-@pytest.fixture
-def datasets(forum_url: str) -> Iterator[Datasets]:
-    with Datasets([load_dataset_text(forum.ANNOTATION, "forum.yaml")]) as opened:
-        yield opened
+def datasets(forum_data: Datasets) -> Datasets:
+    return forum_data
 
 
 def found(datasets: Datasets, *identities: str) -> Found:

@@ -7,7 +7,6 @@ word of the closed word lists the models use is written in the reference.
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from lawful.policy import Policy, load_policy_text
+from tests.model_walk import enums_from, models_from
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
 DOC = DOC_PATH.read_text(encoding="utf-8")
@@ -35,40 +35,12 @@ def _example() -> str:
     return block.group(1)
 
 
-def _types(annotation: Any) -> Iterator[Any]:
-    """Every type inside an annotation: list items, dict keys and values, union arms."""
-    yield annotation
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, type) or typing.get_args(arg):
-            yield from _types(arg)
-
-
 def _models() -> list[type[BaseModel]]:
-    """Policy and every model reachable from its fields, in order of discovery."""
-    found: list[type[BaseModel]] = []
-
-    def visit(model: type[BaseModel]) -> None:
-        if model in found:
-            return
-        found.append(model)
-        for info in model.model_fields.values():
-            for tp in _types(info.annotation):
-                if isinstance(tp, type) and issubclass(tp, BaseModel):
-                    visit(tp)
-
-    visit(Policy)
-    return found
+    return models_from(Policy)
 
 
 def _enums() -> list[type[StrEnum]]:
-    """The closed word lists (StrEnums) used by the models' fields."""
-    found: list[type[StrEnum]] = []
-    for model in _models():
-        for info in model.model_fields.values():
-            for tp in _types(info.annotation):
-                if isinstance(tp, type) and issubclass(tp, StrEnum) and tp not in found:
-                    found.append(tp)
-    return found
+    return enums_from(Policy)
 
 
 def _key(name: str, info: Any) -> str:
