@@ -324,6 +324,12 @@ class Decider:
         signals: Signals = NO_SIGNALS,
         now: datetime | None = None,
     ) -> Decision:
+        """The decision about `purpose` for a subject in `state`.
+
+        It depends on the state's attributes and choices only, never on who the subject
+        is (`subject_id`, `ref`): batch decisions (lawful.consent.batch) give subjects in
+        one state the same answer, and must learn of anything new this reads.
+        """
         rule = self.rules.get(purpose) or self.rule(purpose)
         j = jurisdiction or state.jurisdiction or self.default_jurisdiction
         basis = rule.basis_in(j)

@@ -9,10 +9,10 @@ append to the audit chain, whatever its size.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,6 +27,7 @@ from lawful.store.upsert import upsert
 from lawful.subjects.tables import subjects
 
 _BATCH = 1000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -153,152 +154,280 @@ def append_choices(
     ]
 
 
+Topics = Sequence[tuple[str, Sequence[str] | None]]
+StateRow = tuple[Any, ...]
+
+# What a decision reads of a subject and of each current choice: the row readers below
+# return driver tuples (lookup key, *_DECIDES[, *_WHO]), at the positions that follow.
+# Who the subject is (_WHO) is read only when asked: a decision never needs it.
+_DECIDES = (
+    "s.kind, s.jurisdiction, s.country, s.birth_date,"
+    " c.topic, c.key, c.scope, c.state, c.method, c.expires_at, c.policy_version"
+)
+_WHO = "s.id, s.ref"
+KIND, JURISDICTION, COUNTRY, BORN = 1, 2, 3, 4
+TOPIC, KEY, SCOPE, STATE, METHOD, EXPIRES, VERSION = 5, 6, 7, 8, 9, 10, 11
+ID, REF = 12, 13
+
+
 def load_states(
     conn: Connection,
     controller_id: int,
     subject_ids: Iterable[int],
     *,
-    topics: Sequence[tuple[str, Sequence[str] | None]] | None = None,
+    topics: Topics | None = None,
 ) -> dict[int, SubjectState]:
     """The current state of each subject: one query per batch of subjects.
 
     `topics` narrows the choices read to what one decision needs, as (topic, keys or
     None for every key) pairs; by default every choice is read.
     """
-    ids = list(dict.fromkeys(subject_ids))
-    states: dict[int, SubjectState] = {}
-    s, c = subjects.c, consent_state.c
-    columns = (s.id, s.ref, s.kind, s.jurisdiction, s.country, s.birth_date, c.topic, c.key)
-    columns += (c.scope, c.state, c.method, c.expires_at, c.policy_version)
-    for start in range(0, len(ids), _BATCH):
-        chunk = ids[start : start + _BATCH]
-        if conn.dialect.name == "postgresql":
-            # Driven from the ids (index probes), whatever the tables' statistics say.
-            where_topics, topic_params = _topics_sql(topics, "%s")
-            driving, params = unnest(chunk, "bigint")
-            sql = (
-                "SELECT s.id, s.ref, s.kind, s.jurisdiction, s.country, s.birth_date,"
-                " c.topic, c.key, c.scope, c.state, c.method, c.expires_at, c.policy_version"
-                f" FROM {driving} AS w(id)"
-                " JOIN subjects s ON s.id = w.id"
-                f" LEFT JOIN consent_state c ON c.subject_id = s.id{where_topics}"
-                " WHERE s.controller_id = %s"
-            )
-            rows = conn.exec_driver_sql(sql, (*params, *topic_params, controller_id)).all()
-        else:
-            source = subjects.outerjoin(consent_state, _join_condition(topics))
-            query = (
-                sa.select(*columns)
-                .select_from(source)
-                .where(s.controller_id == controller_id, s.id.in_(chunk))
-            )
-            rows = conn.execute(query).all()
-        for row in rows:
-            state = states.get(row[0])
-            if state is None:
-                state = states[row[0]] = SubjectState(
-                    row[0], row[1], row[2], row[3], row[4], row[5], {}
-                )
-            if row[6] is not None:
-                state.choices[(row[6], row[7], row[8])] = Choice(row[9], row[10], row[11], row[12])
-    return states
+    rows = state_rows(conn, controller_id, subject_ids, topics=topics, who=True)
+    values = RowValues.of(conn)
+    return {key: values.state(group) for key, group in group_rows(rows).items()}
 
 
 def load_states_by_hash(
+    conn: Connection, controller_id: int, hashes: Sequence[str], *, topics: Topics | None = None
+) -> dict[str, SubjectState]:
+    """The current state of the subject of each identity hash; unknown hashes are absent."""
+    rows = state_rows_by_hash(conn, controller_id, hashes, topics=topics, who=True)
+    values = RowValues.of(conn)
+    wanted = set(hashes)
+    return {key: values.state(group) for key, group in group_rows(rows).items() if key in wanted}
+
+
+def state_rows(
+    conn: Connection,
+    controller_id: int,
+    subject_ids: Iterable[int],
+    *,
+    topics: Topics | None = None,
+    who: bool = False,
+) -> list[StateRow]:
+    """The joined rows (id, subject…, choice…) of each subject, as the driver returns them.
+
+    One row per current choice, or one with the choice columns NULL for a subject
+    without any; subjects not found have none. `RowValues` reads them; `who` adds the
+    subject's id and ref. One query per 1000 subjects.
+    """
+    ids = list(dict.fromkeys(subject_ids))
+    dialect = conn.dialect.name
+    mark = "?" if dialect == "sqlite" else "%s"
+    where_topics, topic_params = _topics_sql(topics, mark)
+    columns = f"{_DECIDES}, {_WHO}" if who else _DECIDES
+    rows: list[StateRow] = []
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start : start + _BATCH]
+        if dialect == "postgresql":
+            # Driven from the ids (index probes), whatever the tables' statistics say.
+            driving, params = unnest(chunk, "bigint")
+            source = f"{driving} AS w(id) JOIN subjects s ON s.id = w.id"
+            where, tail = f"s.controller_id = {mark}", [controller_id]
+        else:
+            source = "subjects s"
+            where = f"s.controller_id = {mark} AND s.id IN ({', '.join([mark] * len(chunk))})"
+            params, tail = [], [controller_id, *chunk]
+        sql = (
+            f"SELECT s.id, {columns} FROM {source}"
+            f" LEFT JOIN consent_state c ON c.subject_id = s.id{where_topics} WHERE {where}"
+        )
+        rows += _tuples(conn, sql, (*params, *topic_params, *tail))
+    return rows
+
+
+def state_rows_by_hash(
     conn: Connection,
     controller_id: int,
     hashes: Sequence[str],
     *,
-    topics: Sequence[tuple[str, Sequence[str] | None]] | None = None,
-) -> dict[str, SubjectState]:
-    """The current state of the subject of each identity hash; unknown hashes are absent.
+    topics: Topics | None = None,
+    who: bool = False,
+) -> Sequence[StateRow]:
+    """The joined rows (hash, subject…, choice…) of the subject of each identity hash.
 
     Identities, subjects and their choices are read together: one query per batch of
     1000 hashes (PostgreSQL: 10,000, as one array parameter) or, when the batch names
     at least half of the controller's identities, one query over all of them (reading
-    the rest costs less than sending every hash). This is the hot path of batch
-    decisions, so the statement is written in SQL and its rows read through the driver.
+    the rest costs less than sending every hash: rows of identities not asked for are
+    then among the rows returned). Unknown hashes have no row. This is the hot path of
+    batch decisions: plain SQL, read through the driver.
     """
-    dialect = conn.dialect.name
-    mark = "?" if dialect == "sqlite" else "%s"
-    where_topics, topic_params = _topics_sql(topics, mark)
-    select = (
-        "SELECT i.hash, s.id, s.ref, s.kind, s.jurisdiction, s.country, s.birth_date,"
-        " c.topic, c.key, c.scope, c.state, c.method, c.expires_at, c.policy_version"
-        " FROM identities i JOIN subjects s ON s.id = i.subject_id"
-        f" LEFT JOIN consent_state c ON c.subject_id = s.id{where_topics}"
-        f" WHERE i.controller_id = {mark}"
-    )
-    wanted = set(hashes)
-    found: dict[str, SubjectState] = {}
-    if len(wanted) >= _SCAN_FROM:
-        known = conn.exec_driver_sql(
-            f"SELECT count(*) FROM identities WHERE controller_id = {mark}", (controller_id,)
-        ).scalar_one()
-        if 2 * len(wanted) >= known:
-            rows = conn.exec_driver_sql(select, (*topic_params, controller_id)).all()
-            _read_states(rows, found, wanted, _TEXT_TIMES.get(dialect))
-            return found
-    unique = list(wanted)
-    if dialect == "postgresql":
-        # The join is driven from the hashes (one index probe each): an IN list gets a
-        # whole-table scan per batch on a table that grew since it was last analyzed.
-        for start in range(0, len(unique), 10 * _BATCH):
-            chunk = unique[start : start + 10 * _BATCH]
-            driving, params = unnest(chunk, "digest")
-            driven = select.replace(
-                " FROM identities i ",
-                f" FROM {driving} AS h(hash) JOIN identities i ON i.hash = h.hash ",
-            )
-            rows = conn.exec_driver_sql(driven, (*params, *topic_params, controller_id)).all()
-            _read_states(rows, found, None, None)
-        return found
-    for start in range(0, len(unique), _BATCH):
-        chunk = unique[start : start + _BATCH]
-        in_list = f"i.hash IN ({', '.join([mark] * len(chunk))})"
-        params = (*topic_params, controller_id, *chunk)
-        rows = conn.exec_driver_sql(f"{select} AND {in_list}", params).all()
-        _read_states(rows, found, None, _TEXT_TIMES.get(dialect))
-    return found
+    select, params = _by_hash(conn, controller_id, topics, who)
+    unique = list(dict.fromkeys(hashes))
+    if _read_whole(conn, controller_id, len(unique)):
+        return _tuples(conn, select, params)
+    return _by_hash_batches(conn, select, params, unique)
+
+
+def hash_and_read(
+    conn: Connection,
+    controller_id: int,
+    identities: Sequence[T],
+    hash_them: Callable[[Sequence[T]], list[str]],
+    *,
+    topics: Topics | None = None,
+    who: bool = False,
+) -> tuple[list[str], Sequence[StateRow]]:
+    """`hash_them(identities)` and the state rows of those hashes (`state_rows_by_hash`).
+
+    When the batch names so many identities that all of the controller's are read, the
+    query needs no hash: on PostgreSQL it is sent first and the server reads while the
+    identities are hashed here (a batch's two largest costs, overlapped). `identities`
+    may name one several times; they count as many for the choice of the whole read.
+    """
+    select, params = _by_hash(conn, controller_id, topics, who)
+    if not _read_whole(conn, controller_id, len(identities)):
+        hashes = hash_them(identities)
+        return hashes, _by_hash_batches(conn, select, params, list(dict.fromkeys(hashes)))
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name != "postgresql" or not _pipelines(driver):
+        return hash_them(identities), _tuples(conn, select, params)
+    # Pipeline mode: execute() sends the query and returns; fetchall() collects it.
+    with driver.pipeline(), driver.cursor() as cursor:
+        cursor.execute(select, params)
+        hashes = hash_them(identities)
+        return hashes, cursor.fetchall()
 
 
 _SCAN_FROM = 5000  # batches this large may read all of a controller's identities at once
 
 
-def _read_states(
-    rows: Sequence[Any],
-    found: dict[str, SubjectState],
-    wanted: set[str] | None,
-    parse_time: Any,
-) -> None:
-    """Fold joined rows (hash, subject…, choice…) into one SubjectState per hash."""
+def _pipelines(driver: Any) -> bool:
+    """Whether this is a psycopg connection that can send a query without waiting for
+    its result (pipeline mode: libpq 14 and later)."""
+    import psycopg  # only PostgreSQL stores get here
+
+    return isinstance(driver, psycopg.Connection) and psycopg.Pipeline.is_supported()
+
+
+def _by_hash(
+    conn: Connection, controller_id: int, topics: Topics | None, who: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """The query for the state rows of a controller's identities, and its parameters."""
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    where_topics, topic_params = _topics_sql(topics, mark)
+    select = (
+        f"SELECT i.hash, {f'{_DECIDES}, {_WHO}' if who else _DECIDES}"
+        " FROM identities i JOIN subjects s ON s.id = i.subject_id"
+        f" LEFT JOIN consent_state c ON c.subject_id = s.id{where_topics}"
+        f" WHERE i.controller_id = {mark}"
+    )
+    return select, (*topic_params, controller_id)
+
+
+def _read_whole(conn: Connection, controller_id: int, count: int) -> bool:
+    """Whether a batch naming `count` identities reads all of the controller's."""
+    if count < _SCAN_FROM:
+        return False
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    known = conn.exec_driver_sql(
+        f"SELECT count(*) FROM identities WHERE controller_id = {mark}", (controller_id,)
+    ).scalar_one()
+    return bool(2 * count >= known)
+
+
+def _by_hash_batches(
+    conn: Connection, select: str, params: tuple[Any, ...], unique: list[str]
+) -> list[StateRow]:
+    """The rows of `select` (from `_by_hash`) for these hashes only, batch by batch."""
+    rows: list[StateRow] = []
+    if conn.dialect.name == "postgresql":
+        # The join is driven from the hashes (one index probe each): an IN list gets a
+        # whole-table scan per batch on a table that grew since it was last analyzed.
+        for start in range(0, len(unique), 10 * _BATCH):
+            chunk = unique[start : start + 10 * _BATCH]
+            driving, driving_params = unnest(chunk, "digest")
+            driven = select.replace(
+                " FROM identities i ",
+                f" FROM {driving} AS h(hash) JOIN identities i ON i.hash = h.hash ",
+            )
+            rows += _tuples(conn, driven, (*driving_params, *params))
+        return rows
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    for start in range(0, len(unique), _BATCH):
+        chunk = unique[start : start + _BATCH]
+        in_list = f"i.hash IN ({', '.join([mark] * len(chunk))})"
+        rows += _tuples(conn, f"{select} AND {in_list}", (*params, *chunk))
+    return rows
+
+
+def _tuples(conn: Connection, sql: str, params: Sequence[Any]) -> Sequence[StateRow]:
+    """The rows of a query as the driver's own tuples, in the caller's transaction.
+
+    Plain tuples, without SQLAlchemy's result layer: `RowValues` reads their dates and
+    times the same way for every query here.
+    """
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def group_rows(rows: Iterable[StateRow]) -> dict[Any, list[StateRow]]:
+    """State rows gathered by their lookup key (the first column): one list per subject."""
+    groups: dict[Any, list[StateRow]] = {}
     for row in rows:
-        state = found.get(row[0])
-        if state is None:
-            if wanted is not None and row[0] not in wanted:
-                continue
-            born = row[6]
-            if born is not None and not isinstance(born, date):
-                born = date.fromisoformat(born)
-            state = found[row[0]] = SubjectState(row[1], row[2], row[3], row[4], row[5], born, {})
-        if row[7] is not None:
-            expires = row[12]
-            if expires is not None and parse_time is not None:
-                expires = parse_time(expires)
-            state.choices[(row[7], row[8], row[9])] = Choice(row[10], row[11], expires, row[13])
+        group = groups.get(row[0])
+        if group is None:
+            groups[row[0]] = [row]
+        else:
+            group.append(row)
+    return groups
 
 
-def _utc_text(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+@dataclass(frozen=True)
+class RowValues:
+    """How one backend's driver hands back the dates and times of a state row.
 
+    Plain SQL skips SQLAlchemy's types (lawful.store.types.UTCDateTime): SQLite returns
+    ISO text, in UTC without a zone; MySQL naive UTC datetimes; PostgreSQL aware ones.
+    """
 
-def _naive_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC)
+    read_time: Callable[[Any], datetime] | None  # text to datetime (None: the driver's)
+    naive: bool  # times carry no zone and are UTC
+    read_date: Callable[[Any], date] | None  # text to date (None: the driver's)
 
+    @classmethod
+    def of(cls, conn: Connection) -> RowValues:
+        dialect = conn.dialect.name
+        if dialect == "sqlite":
+            return cls(datetime.fromisoformat, True, date.fromisoformat)
+        return cls(None, dialect in ("mysql", "mariadb"), None)
 
-# How each backend hands back a UTC timestamp read without SQLAlchemy's types
-# (see lawful.store.types.UTCDateTime): SQLite as text, MySQL as naive UTC.
-_TEXT_TIMES = {"sqlite": _utc_text, "mysql": _naive_utc, "mariadb": _naive_utc}
+    def time(self, value: Any) -> datetime:
+        """A time of a row as an aware datetime."""
+        when: datetime = value if self.read_time is None else self.read_time(value)
+        return when.replace(tzinfo=UTC) if self.naive else when
+
+    def state(self, rows: Sequence[StateRow]) -> SubjectState:
+        """One subject's state from its rows (with its id and ref if they were read)."""
+        first = rows[0]
+        born = first[BORN]
+        if born is not None and self.read_date is not None and not isinstance(born, date):
+            born = self.read_date(born)
+        choices = {
+            (row[TOPIC], row[KEY], row[SCOPE]): Choice(
+                row[STATE],
+                row[METHOD],
+                None if row[EXPIRES] is None else self.time(row[EXPIRES]),
+                row[VERSION],
+            )
+            for row in rows
+            if row[TOPIC] is not None
+        }
+        who = first[ID:]
+        return SubjectState(
+            who[0] if who else None,
+            who[1] if who else None,
+            first[KIND],
+            first[JURISDICTION],
+            first[COUNTRY],
+            born,
+            choices,
+        )
 
 
 def _topics_sql(
@@ -316,18 +445,6 @@ def _topics_sql(
             parts.append(f"(c.topic = {mark} AND c.key IN ({', '.join([mark] * len(keys))}))")
             params.extend([topic, *keys])
     return f" AND ({' OR '.join(parts)})", params
-
-
-def _join_condition(topics: Sequence[tuple[str, Sequence[str] | None]] | None) -> Any:
-    c = consent_state.c
-    on = c.subject_id == subjects.c.id
-    if topics is None:
-        return on
-    wanted = [
-        c.topic == topic if keys is None else sa.and_(c.topic == topic, c.key.in_(list(keys)))
-        for topic, keys in topics
-    ]
-    return sa.and_(on, sa.or_(*wanted))
 
 
 def history(

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from lawful.audit.log import NewEvent, lock_head
 from lawful.audit.log import append as append_events
 from lawful.consent import checks, ledger
+from lawful.consent.batch import BatchDecider
 from lawful.consent.checks import ConsentError
 from lawful.consent.decide import (
     MARKETING_OBJECTION,
@@ -645,7 +646,7 @@ class Consent:
             now=now,
         )
         if self.logging.mode != "off":
-            self._log_decision(state, decision)
+            self._log_decision(state.ref, decision)
         return decision
 
     def decide_many(
@@ -662,33 +663,37 @@ class Consent:
     ) -> list[Decision]:
         """Decisions for many subjects at once (a marketing send): set-based reads.
 
-        The identities are resolved and the choices a decision about `purpose` needs are
-        read in one query per batch of 1000 subjects, then decided in memory.
+        The identities are hashed and the choices a decision about `purpose` needs are
+        read in one query per batch of 1000 subjects (or one for a batch naming most of
+        the controller's subjects), then decided in memory: once per distinct state
+        (lawful.consent.batch), each the decision `decide` gives.
         """
         rule = self.decider.rule(purpose)
         if jurisdiction is not None:
             self.decider.check_jurisdiction(jurisdiction)
         now = now or datetime.now(UTC)
         topics = _topics_for(purpose, channel, list_name, recipient, rule.cookies)
-        decide = self.decider.decide
+        logged = self.logging.mode != "off"
+        batch = BatchDecider(
+            self.decider,
+            purpose,
+            channel=channel,
+            list_name=list_name,
+            jurisdiction=jurisdiction,
+            recipient=recipient,
+            signals=signals or NO_SIGNALS,
+            now=now,
+        )
         with _collector_paused(), self.store.engine.connect() as conn:
-            states = self._load_states(conn, subjects, topics)
-            decisions = [
-                decide(
-                    state,
-                    purpose,
-                    channel=channel,
-                    list_name=list_name,
-                    jurisdiction=jurisdiction,
-                    recipient=recipient,
-                    signals=signals or NO_SIGNALS,
-                    now=now,
-                )
-                for state in states
-            ]
-        if self.logging.mode != "off":
-            for state, decision in zip(states, decisions, strict=True):
-                self._log_decision(state, decision)
+            keys, rows = self._state_rows(conn, subjects, topics, who=logged)
+            decisions = batch.decide_rows(keys, rows, ledger.RowValues.of(conn))
+            by_key = {row[0]: row[ledger.REF] for row in rows} if logged else {}
+            refs = [by_key.get(key) for key in keys] if logged else []
+            # Drop the rows before the collector resumes: it would otherwise scan them all.
+            del keys, rows, by_key
+        if logged:
+            for ref, decision in zip(refs, decisions, strict=True):
+                self._log_decision(ref, decision)
             self.flush()
         return decisions
 
@@ -752,24 +757,26 @@ class Consent:
             found.id, UNKNOWN_SUBJECT
         )
 
-    def _load_states(
-        self, conn: Connection, subjects: Sequence[SubjectLike], topics: Any
-    ) -> list[SubjectState]:
-        named = [s if isinstance(s, Subject) else self._identity(s) for s in subjects]
-        digest = self.keyring.hash
-        hashes = [digest(s) for s in named if isinstance(s, Identity)]
-        by_hash = ledger.load_states_by_hash(conn, self.controller_id, hashes, topics=topics)
-        ids = [s.id for s in named if isinstance(s, Subject)]
-        by_id = ledger.load_states(conn, self.controller_id, ids, topics=topics) if ids else {}
-        hashed = iter(hashes)
-        return [
-            by_id.get(s.id, UNKNOWN_SUBJECT)
-            if isinstance(s, Subject)
-            else by_hash.get(next(hashed), UNKNOWN_SUBJECT)
-            for s in named
-        ]
+    def _state_rows(
+        self, conn: Connection, subjects: Sequence[SubjectLike], topics: ledger.Topics, *, who: bool
+    ) -> tuple[list[Any], Sequence[ledger.StateRow]]:
+        """A key per subject, in order, and the state rows of those keys.
 
-    def _log_decision(self, state: SubjectState, decision: Decision) -> None:
+        Identities are keyed by their hash, Subjects by their id (ints and text: the two
+        never clash); a key without rows names nobody known.
+        """
+        named = [s for s in subjects if not isinstance(s, Subject)]
+        hashes, rows = ledger.hash_and_read(
+            conn, self.controller_id, named, self.keyring.hash_many, topics=topics, who=who
+        )
+        if len(named) == len(subjects):  # the common case: identities only
+            return hashes, rows
+        ids = [s.id for s in subjects if isinstance(s, Subject)]
+        rows = [*rows, *ledger.state_rows(conn, self.controller_id, ids, topics=topics, who=who)]
+        hashed = iter(hashes)
+        return [s.id if isinstance(s, Subject) else next(hashed) for s in subjects], rows
+
+    def _log_decision(self, ref: str | None, decision: Decision) -> None:
         mode = self.logging.mode
         if mode == "refusals" and decision.allowed:
             return
@@ -777,7 +784,7 @@ class Consent:
             return
         event = NewEvent(
             "decision.allowed" if decision.allowed else "decision.refused",
-            subject=self.keyring.subject_hash(state.ref) if state.ref else None,
+            subject=self.keyring.subject_hash(ref) if ref else None,
             data={
                 "purpose": decision.purpose,
                 "rule": decision.rule,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -93,6 +94,38 @@ class Identity:
         return f"{self.kind}:{self.value}"
 
 
+def identity_text(identity: Identity | str, *, default_region: str | None = None) -> str:
+    """The normalised "kind:value" text of an identity (what `Keyring.hash` hashes).
+
+    Text is read as `Identity.parse` reads it, and invalid text raises the same error.
+    """
+    if isinstance(identity, Identity):
+        return f"{identity.kind}:{identity.value}"
+    parsed = Identity.parse(identity, default_region=default_region)
+    return f"{parsed.kind}:{parsed.value}"
+
+
+def identity_texts(identities: Iterable[Identity | str]) -> list[str]:
+    """`identity_text` of each identity, in order: for batches.
+
+    A plain email with its kind ("email:..." in any case, the common case) is read in
+    this loop, without a call or an Identity per address: lower-casing the whole text
+    and matching it once gives what `Identity.parse` gives (the kind is read without
+    case; a value that matches has nothing to trim and lower() is its case fold).
+    """
+    plain_email = _PLAIN_EMAIL_TEXT.fullmatch
+    texts: list[str] = []
+    append = texts.append
+    for identity in identities:
+        if type(identity) is str:
+            lowered = identity.lower()
+            if len(lowered) <= _MAX_EMAIL_TEXT and plain_email(lowered):
+                append(lowered)
+                continue
+        append(identity_text(identity))
+    return texts
+
+
 def identity_kind(kind: IdentityKind | str) -> IdentityKind:
     """`kind` as an IdentityKind; IdentityError listing the kinds if it is none."""
     if isinstance(kind, IdentityKind):
@@ -123,6 +156,10 @@ def normalise(kind: IdentityKind | str, value: str, *, default_region: str | Non
 _PLAIN_EMAIL = re.compile(
     r"[\x21-\x3f\x41-\x7e]+@[\x21-\x2d\x2f-\x3f\x41-\x7e]+(?:\.[\x21-\x2d\x2f-\x3f\x41-\x7e]+)+"
 )
+
+# The same, with the kind: a whole "email:..." text as `identity_texts` reads it.
+_PLAIN_EMAIL_TEXT = re.compile(f"email:{_PLAIN_EMAIL.pattern}")
+_MAX_EMAIL_TEXT = len("email:") + MAX_EMAIL_LENGTH
 
 
 def normalise_email(value: str) -> str:

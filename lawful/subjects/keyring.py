@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import json
 import os
@@ -23,7 +24,7 @@ import re
 import secrets
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from lawful.subjects.identity import Identity
+from lawful.subjects.identity import Identity, identity_texts
 
 DEFAULT_KEYRING_PATH = "lawful.keys"
 KEYRING_ENV = "LAWFUL_KEYRING"
@@ -47,6 +48,7 @@ FORMAT_VERSION = 1
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")  # identities.key_id is 40 characters
 _NUMBERED = re.compile(r"k(\d+)")
 _FINGERPRINT_LABEL = b"lawful keyring fingerprint v1"
+_SHA256_BLOCK = 64  # bytes: HMAC pads the key to this
 
 
 class KeyringError(Exception):
@@ -125,6 +127,19 @@ class Keyring:
         """The keyed hash an identity is stored and looked up by (64 hex digits)."""
         return self._hmac(f"{identity.kind}:{identity.value}".encode())
 
+    def hash_many(self, identities: Iterable[Identity | str]) -> list[str]:
+        """`hash` of each identity, in order; text is read as `Identity.parse` reads it."""
+        inner_copy, outer_copy = self._hmac_pads
+        digests: list[str] = []
+        append = digests.append
+        for text in identity_texts(identities):
+            inner = inner_copy()
+            inner.update(text.encode())
+            outer = outer_copy()
+            outer.update(inner.digest())
+            append(outer.hexdigest())
+        return digests
+
     def subject_hash(self, subject_ref: str) -> str:
         """The pseudonym the audit log names a subject by."""
         return self._hmac(f"subject:{subject_ref}".encode())
@@ -143,6 +158,21 @@ class Keyring:
     def _hmac(self, message: bytes) -> str:
         # hmac.digest is the one-shot C implementation: several times faster than hmac.new.
         return hmac.digest(self.hash_key, message, "sha256").hex()
+
+    @cached_property
+    def _hmac_pads(self) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        """HMAC-SHA256 under the hash key with its key schedule done once (RFC 2104).
+
+        HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)), K padded with zeros to the
+        64-byte block (the hash key is 32 bytes, so it is never hashed first). The two
+        hashes returned have absorbed the padded key: each message then costs two
+        copies and two short updates, half the time of `hmac.digest`, which redoes the
+        key every call. Tests check the result against `hmac`.
+        """
+        key = self.hash_key.ljust(_SHA256_BLOCK, b"\0")
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        return inner.copy, outer.copy
 
     # -- encryption ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lawful.subjects import Identity, IdentityError, IdentityKind
+from lawful.subjects.identity import identity_texts
 
 
 @pytest.mark.parametrize(
@@ -189,3 +190,53 @@ def test_identities_are_hashable_and_compare_by_kind_and_value() -> None:
     email = Identity.parse("x@example.com")
     assert {email, Identity.parse("X@example.com")} == {email}
     assert Identity.parse("account:x@example.com") != email
+
+
+# Identities as batches give them: `identity_texts` has its own path for plain emails.
+BATCH_TEXTS = [
+    "email:ada@example.com",
+    "email: Ada@Example.COM ",
+    "EMAIL:ada@example.com",
+    "Email:ADA@EXAMPLE.COM",
+    " email:ada@example.com",
+    "email:email:ada@example.com",
+    "EMAIL:EMAIL:ADA@EXAMPLE.COM",
+    "email:a.b+tag@sub.example.co.uk",
+    "EMAIL:" + "a" * 316 + "@b.c",  # the longest address: 320 characters
+    "Ada@Example.com",
+    "email:Straße@Example.de",
+    "email:ÅDA@exämple.com",
+    "email:\u212aelvin@example.com",  # the Kelvin sign lower-cases to an ASCII "k"
+    "email:ﬀ@example.com",
+    "phone:+372 5123 4567",
+    "+1 (415) 555-0100",
+    "account:Ada",
+    "device: d-1 ",
+    "customer:C-9",
+]
+
+
+def test_identity_texts_read_identities_as_parse_does() -> None:
+    assert identity_texts(BATCH_TEXTS) == [str(Identity.parse(t)) for t in BATCH_TEXTS]
+    assert identity_texts([Identity.parse("account:x"), "account:x"]) == ["account:x"] * 2
+    assert identity_texts([]) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "email:no at sign",
+        "email:a@b",
+        "email:a@b..c",
+        "email:a@b.c.",
+        "EMAIL:" + "a" * 317 + "@b.c",  # 321 characters after the kind
+        "fax:1",
+        "",
+    ],
+)
+def test_identity_texts_refuse_as_parse_does(bad: str) -> None:
+    with pytest.raises(IdentityError) as batch:
+        identity_texts(["email:ok@example.com", bad])
+    with pytest.raises(IdentityError) as single:
+        Identity.parse(bad)
+    assert str(batch.value) == str(single.value)

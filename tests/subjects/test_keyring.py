@@ -45,6 +45,21 @@ def test_hash_is_stable_hex_and_depends_on_the_key() -> None:
     assert keyring.rotated().hash(ADA) == digest
 
 
+def test_hash_many_is_hash_of_each() -> None:
+    texts = ["email:ada@example.com", " Ada@Example.COM", "phone:+372 5123 4567", "account:x"]
+    for _ in range(5):
+        keyring = Keyring.generate()
+        digests = keyring.hash_many([*texts, ADA])
+        assert digests == [*(keyring.hash(Identity.parse(t)) for t in texts), keyring.hash(ADA)]
+        # HMAC-SHA256 under the hash key, as the standard library computes it
+        import hashlib
+        import hmac
+
+        expected = hmac.new(keyring.hash_key, b"email:ada@example.com", hashlib.sha256)
+        assert digests[0] == digests[1] == expected.hexdigest()
+    assert Keyring.generate().hash_many([]) == []
+
+
 def test_hash_separates_kinds_and_subject_pseudonyms() -> None:
     keyring = Keyring.generate()
     assert keyring.hash(Identity.parse("account:ada@example.com")) != keyring.hash(ADA)
