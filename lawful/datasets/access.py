@@ -26,7 +26,8 @@ from lawful.datasets.checks import is_personal
 from lawful.datasets.erase import shared_rows
 from lawful.datasets.graph import Graph
 from lawful.datasets.model import Role
-from lawful.datasets.sql import batch_size, bind_values, chunks, keys_in
+from lawful.datasets.sql import KeyList, Runner, Statement, chunks
+from lawful.datasets.sql import statement as cached
 from lawful.datasets.traverse import RANK, Found
 from lawful.policy.vocabulary import did_you_mean
 from lawful.subjects import IdentityError
@@ -72,20 +73,33 @@ class DatasetAccess:
 def access_report(found: Found) -> DatasetAccess:
     """The subject's rows in `found` as a copy they can read, grouped by table."""
     tables = []
+    visible = RANK[Role.accessor]
+    roles = {rank: role.value for role, rank in RANK.items()}
     for name, plan in found.graph.tables.items():
         table = found.tables[name]
-        columns = {
-            c: spec.category
-            for c, spec in plan.spec.columns.items()
-            if is_personal(spec.category) and c in table.index
-        }
+        if not table.rows:
+            continue
+        columns: dict[str, str] = cached(
+            plan.table,
+            ("personal", table.columns),
+            lambda plan=plan, table=table: {
+                c: spec.category
+                for c, spec in plan.spec.columns.items()
+                if is_personal(spec.category) and c in table.index
+            },
+        )
+        names = tuple(columns)
+        positions = [table.index[c] for c in names]
         rows = [
-            {"role": table.role(key).value, "data": {c: row[table.index[c]] for c in columns}}
+            {
+                "role": roles[rank],
+                "data": {c: row[i] for c, i in zip(names, positions, strict=True)},
+            }
             for key, row in table.rows.items()
-            if table.ranks[key] >= RANK[Role.accessor]
+            if (rank := table.ranks[key]) >= visible
         ]
         if rows:
-            tables.append(TableAccess(name, plan.spec.description, columns, rows))  # type: ignore[arg-type]
+            tables.append(TableAccess(name, plan.spec.description, dict(columns), rows))
     return DatasetAccess(found.graph.key, tables)
 
 
@@ -236,7 +250,7 @@ def rectify_found(
     """Apply validated `changes` to the subject's own rows (not those shared with others)."""
     report = DatasetRectified(found.graph.key, dry_run=dry_run)
     shared = shared_rows(conn, found, mask_key) if changes else {}
-    size = batch_size(found.graph.backend)
+    runner = Runner(conn)
     for name, values in changes.items():
         plan = found.graph.tables[name]
         table = found.tables[name]
@@ -253,12 +267,12 @@ def rectify_found(
                 todo.append(key)
         out.updated = len(todo)
         if todo and not dry_run:
-            stmt = (
-                sa.update(plan.table)
-                .where(keys_in([plan.table.c[c] for c in plan.key], "k"))
-                .values(values)
-            )
-            for chunk in chunks(todo, size):
-                conn.execute(stmt, {"k": bind_values(chunk, len(plan.key))})
+            keys = KeyList([plan.table.c[c] for c in plan.key], "k", found.graph.backend)
+            queries = []
+            for chunk in chunks(todo, keys.batch):
+                one, params = keys.form(chunk)
+                update = sa.update(plan.table).where(keys.condition(one)).values(values)
+                queries.append((Statement(update), params))
+            runner.run(queries)
         report.tables.append(out)
     return report

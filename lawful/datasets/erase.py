@@ -12,14 +12,15 @@ The plan is computed from the rows found, before anything is written:
 
 Then, in one transaction: the updates (unlinking first frees rows for deletion), then the
 deletes in foreign-key order, children first. Each is one statement per table per batch
-of keys. A failure rolls everything back, and since every mask is idempotent and deleted
+of keys (or of the link values that picked the rows, see `_through`), all sent together.
+A failure rolls everything back, and since every mask is idempotent and deleted
 rows are not found again, running the erasure again finishes the work and changes nothing
 that was already done, which the report says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +30,20 @@ from sqlalchemy.engine import Connection
 from lawful.datasets.graph import Graph, LinkPlan, TablePlan
 from lawful.datasets.masks import ColumnMask, MaskKeyMissing, column_mask
 from lawful.datasets.model import ColumnErase, Release, Role, TableErase
-from lawful.datasets.sql import batch_size, bind_values, chunks, coerce, keys_in
-from lawful.datasets.traverse import RANK, Found, Key
-from lawful.subjects import IdentityError, IdentityKind
-from lawful.subjects.identity import normalise
+from lawful.datasets.sql import (
+    KeyList,
+    Params,
+    Runner,
+    Statement,
+    batch_size,
+    chunks,
+    coerce,
+)
+from lawful.datasets.sql import statement as cached
+from lawful.datasets.traverse import RANK, Found, Key, normalised_identity, tuple_getter
+from lawful.subjects import IdentityKind
+
+Query = tuple[Statement, Params]
 
 
 @dataclass
@@ -113,6 +124,11 @@ class _Work:
     masked: list[Key] = field(default_factory=list)
     per_row: list[tuple[Key, dict[str, Any]]] = field(default_factory=list)
     unlinks: dict[tuple[str, ...], list[Key]] = field(default_factory=dict)
+    # When the rows to mask or delete are exactly those holding these values in the
+    # columns of the one link that reached them, the statements pick them by those values
+    # (a customer's id) rather than by their keys (50,000 of them): see `_through`.
+    through: LinkPlan | None = None
+    through_values: list[Key] = field(default_factory=list)
 
 
 def plan_erasure(
@@ -123,6 +139,7 @@ def plan_erasure(
     shared = shared_rows(conn, found, mask_key)
     works: dict[str, _Work] = {}
     outcomes: list[TableOutcome] = []
+    owner = RANK[Role.owner]
     for name, plan in graph.tables.items():
         table = found.tables[name]
         work = _Work(plan)
@@ -133,13 +150,15 @@ def plan_erasure(
             counts["accessor"],
             counts["refers"],
         )
-        mine = [k for k, r in table.ranks.items() if r == RANK[Role.owner]]
-        alone = [k for k in mine if k not in shared.get(name, ())]
-        together = [k for k in mine if k in shared.get(name, ())]
+        mine = [k for k, r in table.ranks.items() if r == owner]
+        theirs_too = shared.get(name, set())
+        alone = [k for k in mine if k not in theirs_too]
+        together = [k for k in mine if k in theirs_too]
         _release(found, plan, together, work, out, Role.owner, shared, mask_key)
         _release(found, plan, table.keys(Role.refers), work, out, Role.refers, shared, mask_key)
         _release(found, plan, table.keys(Role.accessor), work, out, Role.accessor, shared, mask_key)
         _own(found, plan, alone, work, out, mask_key)
+        _through(found, plan, alone, work, out)
         works[name] = work
         outcomes.append(out)
     return works, outcomes
@@ -170,20 +189,57 @@ def _own(
         return
     masks = _masks(plan)
     table = found.tables[plan.name]
-    constant = all(m.constant for m in masks)
-    if constant:
+    if masks and all(m.constant for m in masks):
+        # The same values for every row: one set-based UPDATE of the rows not holding them.
         work.constant = {m.column: m.apply(None, mask_key) for m in masks}
-    for key in keys:
-        changes = _changes(table.rows[key], table.index, masks, mask_key)
-        if not changes:
-            out.unchanged += 1
-        elif constant:
-            work.masked.append(key)
-        else:
-            work.per_row.append((key, changes))
+        current = tuple_getter([table.index[m.column] for m in masks])
+        erased = tuple(work.constant.values())
+        for key in keys:
+            if current(table.rows[key]) == erased:
+                out.unchanged += 1
+            else:
+                work.masked.append(key)
+    else:
+        for key in keys:
+            changes = _changes(table.rows[key], table.index, masks, mask_key)
+            if not changes:
+                out.unchanged += 1
+            else:
+                work.per_row.append((key, changes))
     out.anonymized = len(work.masked) + len(work.per_row)
     if not masks:
         out.reasons.append("no column has an erasure action: the rows are left as they are")
+
+
+def _through(
+    found: Found, plan: TablePlan, alone: list[Key], work: _Work, out: TableOutcome
+) -> None:
+    """Let the statements pick the rows by the link they were reached through, if that is exact.
+
+    It is when every row of the table that was found gets the same set-based action
+    (deleted, or masked with constant values, none already erased), the table has one
+    link, an owner link to a key of its target, and no identity columns, and the link's
+    columns hold the same type on both sides: then the rows holding the link values of
+    the rows found are the rows found (the walk asked for exactly those values).
+    """
+    table = found.tables[plan.name]
+    if len(plan.links) != 1 or plan.identities or not alone or len(alone) != len(table.ranks):
+        return
+    link = plan.links[0]
+    if link.role is not Role.owner or not link.remote_is_key:
+        return
+    if work.unlinks or work.per_row or out.unchanged or not (work.deletes or work.masked):
+        return
+    theirs = found.graph.tables[link.target].python_types
+    for local, remote in zip(link.local, link.remote, strict=True):
+        mine = plan.python_types.get(local)
+        if mine is None or mine is not theirs.get(remote):
+            return  # values converted to compare them: the database might pick others
+    value = tuple_getter([table.index[c] for c in link.local])
+    values = {value(table.rows[k]) for k in alone}
+    if any(None in v for v in values):
+        return
+    work.through, work.through_values = link, list(values)
 
 
 def _changes(
@@ -309,10 +365,8 @@ def _identity_of(kind: IdentityKind, raw: Any) -> tuple[IdentityKind, str] | Non
     """A column's value as a normalised identity; None when empty or not one (a bare phone)."""
     if raw is None:
         return None
-    try:
-        return kind, normalise(kind, str(raw))
-    except IdentityError:
-        return None
+    value = normalised_identity(kind, str(raw))
+    return None if value is None else (kind, value)
 
 
 def _kept_because(reason: str | None, rule: str | None) -> str:
@@ -334,18 +388,7 @@ def _subject_values(found: Found, link: LinkPlan, kept: set[Key]) -> set[Key]:
 
     Rows in `kept` (shared with other subjects, so they stay) are left out.
     """
-    target = found.tables[link.target]
-    types = [found.graph.tables[link.table].python_types.get(c) for c in link.local]
-    out = set()
-    for key, rank in target.ranks.items():
-        if rank == RANK[Role.owner] and key not in kept:
-            out.add(
-                tuple(
-                    coerce(v, t)
-                    for v, t in zip(target.values(key, link.remote), types, strict=True)
-                )
-            )
-    return out
+    return {value for value, key in _owned_values(found, link) if key not in kept}
 
 
 # --- shared rows --------------------------------------------------------------------------
@@ -361,38 +404,72 @@ def shared_rows(conn: Connection, found: Found, mask_key: bytes | None) -> dict[
     """
     graph = found.graph
     shared: dict[str, set[Key]] = {name: set() for name in graph.tables}
-    inherits: list[tuple[str, Key, str, set[Key]]] = []  # row, and the subject rows it hangs off
+    # Per owner link: the table's rows of the subject (keys, rows, the link's value on a row)
+    # and the subject's rows of the target by value (None when the value is the key of the
+    # target's row). Rows whose value shared rows of the target hold are shared too.
+    inherits: list[
+        tuple[str, str, list[Key], dict[Key, Any], Callable[[Any], Key], _ByValue | None]
+    ] = []
+    asks: list[tuple[str, LinkPlan, dict[Key, list[Key]]]] = []  # values to ask the database
+    owner = RANK[Role.owner]
     for name, plan in graph.tables.items():
         table = found.tables[name]
-        mine = [k for k, r in table.ranks.items() if r == RANK[Role.owner]]
+        mine = [k for k, r in table.ranks.items() if r == owner]
         if not mine:
             continue
+        rows = table.rows
         for link in plan.links:
             if link.role is not Role.owner:
                 continue
-            by_value = _subject_rows_by_value(found, link)
+            local = tuple_getter([table.index[c] for c in link.local])
+            by_value = None if _to_key(found, link) else _subject_rows_by_value(found, link)
+            target = found.tables[link.target].ranks
             unexplained: dict[Key, list[Key]] = {}
             for key in mine:
-                value = _link_value(table, key, link)
-                if value is None:
+                value = local(rows[key])
+                if None in value:
                     continue
-                ours = by_value.get(value, set())
-                if ours:
-                    inherits.append((name, key, link.target, ours))
-                if not (ours and link.remote_is_key):
+                ours = target.get(value) == owner if by_value is None else value in by_value
+                if not (ours and link.remote_is_key):  # may be another's: ask the database
                     unexplained.setdefault(value, []).append(key)
-            for value in _others(conn, found, link, list(unexplained), mask_key):
-                shared[name].update(unexplained[value])
+            inherits.append((name, link.target, mine, rows, local, by_value))
+            if unexplained:
+                asks.append((name, link, unexplained))
         if plan.identities:
             shared[name].update(_someone_elses(found, plan, mine))
-    changed = True
-    while changed:
-        changed = False
-        for name, key, target, ours in inherits:
-            if key not in shared[name] and ours & shared[target]:
-                shared[name].add(key)
-                changed = True
+    # One query per link, all sent at once.
+    answers = _others(conn, found, [(link, list(values)) for _, link, values in asks], mask_key)
+    for (name, _, unexplained), values in zip(asks, answers, strict=True):
+        for value in values:
+            shared[name].update(unexplained[value])
+    # To a fixpoint: rows hanging off shared rows are shared; only the tables whose shared
+    # rows grew in the last round can make more (usually none grew at all).
+    grew = {name for name, keys in shared.items() if keys}
+    while grew:
+        targets, grew = grew, set()
+        for name, target, mine, rows, local, by_value in inherits:
+            if target not in targets:
+                continue
+            theirs = set(shared[target])
+            hits = []
+            for key in mine:
+                value = local(rows[key])
+                if None in value:
+                    continue
+                if by_value is None:  # the value is the key of the target's row
+                    hangs = value in theirs
+                else:
+                    hangs = not by_value.get(value, _NONE).isdisjoint(theirs)
+                if hangs:
+                    hits.append(key)
+            if not shared[name].issuperset(hits):
+                shared[name].update(hits)
+                grew.add(name)
     return shared
+
+
+_ByValue = dict[Key, set[Key]]
+_NONE: frozenset[Key] = frozenset()
 
 
 def _someone_elses(found: Found, plan: TablePlan, mine: list[Key]) -> set[Key]:
@@ -417,61 +494,120 @@ def _someone_elses(found: Found, plan: TablePlan, mine: list[Key]) -> set[Key]:
     return out
 
 
+def _to_key(found: Found, link: LinkPlan) -> bool:
+    """Whether the link holds the key of its target's rows, typed alike on both sides (a
+    foreign key to a primary key, the usual case): then a value is the key of the row."""
+    target = found.graph.tables[link.target]
+    types = found.graph.tables[link.table].python_types
+    return link.remote == target.key and all(
+        types.get(local) is not None and types.get(local) is target.python_types.get(remote)
+        for local, remote in zip(link.local, link.remote, strict=True)
+    )
+
+
 def _subject_rows_by_value(found: Found, link: LinkPlan) -> dict[Key, set[Key]]:
+    """The subject's own rows of the link's target, by the link value they hold."""
+    by_value: dict[Key, set[Key]] = {}
+    for value, key in _owned_values(found, link):
+        by_value.setdefault(value, set()).add(key)
+    return by_value
+
+
+def _owned_values(found: Found, link: LinkPlan) -> Iterator[tuple[Key, Key]]:
+    """The link's remote values on the subject's own rows of its target (as the linking
+    table's columns hold them), each with the row's key."""
     target = found.tables[link.target]
     types = [found.graph.tables[link.table].python_types.get(c) for c in link.local]
-    out: dict[Key, set[Key]] = {}
+    get = tuple_getter([target.index[c] for c in link.remote])
+    owner, rows = RANK[Role.owner], target.rows
+    single = types[0] if len(types) == 1 else None
     for key, rank in target.ranks.items():
-        if rank == RANK[Role.owner]:
-            value = tuple(
-                coerce(v, t) for v, t in zip(target.values(key, link.remote), types, strict=True)
-            )
-            out.setdefault(value, set()).add(key)
-    return out
+        if rank != owner:
+            continue
+        value = get(rows[key])
+        if single is not None and type(value[0]) is single:
+            yield value, key  # already of the linking column's type (the usual case)
+        else:
+            yield tuple(coerce(v, t) for v, t in zip(value, types, strict=True)), key
 
 
 def _others(
-    conn: Connection, found: Found, link: LinkPlan, values: list[Key], mask_key: bytes | None
-) -> set[Key]:
-    """Which `values` (of the link's local columns) a row not owned by the subject holds.
+    conn: Connection,
+    found: Found,
+    asks: list[tuple[LinkPlan, list[Key]]],
+    mask_key: bytes | None,
+) -> list[set[Key]]:
+    """For each link, which of its values (local columns) a row not owned by the subject holds.
 
     A row already erased by anonymization (every masked column holds its masked value)
-    is an owner no more: when the last owner of a shared row erases, the row goes.
+    is an owner no more: when the last owner of a shared row erases, the row goes. The
+    links' queries don't depend on each other: they run together.
     """
-    if not values:
-        return set()
-    plan = found.graph.tables[link.target]
-    target = found.tables[link.target]
-    remote = [plan.table.c[c] for c in link.remote]
-    key_cols = [plan.table.c[c] for c in plan.key]
-    masks = (
-        _masks(plan) if plan.spec.erase is TableErase.anonymize and not plan.spec.deletes else []
-    )
-    masked_cols = [plan.table.c[m.column] for m in masks]
-    masked_index = {m.column: i for i, m in enumerate(masks)}
-    local_types = [found.graph.tables[link.table].python_types.get(c) for c in link.local]
-    remote_types = [plan.python_types.get(c) for c in link.remote]
-    asked = [
-        tuple(coerce(v, t) for v, t in zip(value, remote_types, strict=True)) for value in values
-    ]
-    back = dict(zip(asked, values, strict=True))
-    stmt = sa.select(*remote, *key_cols, *masked_cols).where(keys_in(remote, "v"))
-    out: set[Key] = set()
-    width, keys = len(remote), len(key_cols)
-    for chunk in chunks([a for a in asked if None not in a], batch_size(found.graph.backend)):
-        found.statements += 1
-        for row in conn.execute(stmt, {"v": bind_values(chunk, width)}):
+    questions = [_Others(found, link, values) for link, values in asks]
+    runner = Runner(conn)
+    results = runner.run([query for q in questions for query in q.queries])
+    found.statements += runner.statements
+    out, at = [], 0
+    for q in questions:
+        rows = [row for result in results[at : at + len(q.queries)] for row in result]
+        out.append(q.answer(rows, mask_key))
+        at += len(q.queries)
+    return out
+
+
+class _Others:
+    """The query asking which values of a link rows of others hold, and its answer."""
+
+    def __init__(self, found: Found, link: LinkPlan, values: list[Key]) -> None:
+        plan = found.graph.tables[link.target]
+        self.found, self.link, self.plan = found, link, plan
+        anonymized = plan.spec.erase is TableErase.anonymize and not plan.spec.deletes
+        self.masks = _masks(plan) if anonymized else []
+        self.masked_index = {m.column: i for i, m in enumerate(self.masks)}
+        self.local_types = [found.graph.tables[link.table].python_types.get(c) for c in link.local]
+        remote_types = [plan.python_types.get(c) for c in link.remote]
+        asked = [
+            tuple(coerce(v, t) for v, t in zip(value, remote_types, strict=True))
+            for value in values
+        ]
+        self.back = dict(zip(asked, values, strict=True))
+        backend = found.graph.backend
+        keys = cached(
+            plan.table,
+            ("remote", link.remote),
+            lambda: KeyList([plan.table.c[c] for c in link.remote], "v", backend),
+        )
+
+        columns = [*link.remote, *plan.key, *(m.column for m in self.masks)]
+        self.queries: list[Query] = []
+        for chunk in chunks([a for a in asked if None not in a], keys.batch):
+            one, params = keys.form(chunk)
+            stmt = cached(
+                plan.table,
+                ("others", link.remote, len(self.masks), one),
+                lambda one=one: Statement(
+                    sa.select(*(plan.table.c[c] for c in columns)).where(keys.condition(one))
+                ),
+            )
+            self.queries.append((stmt, params))
+
+    def answer(self, rows: list[Sequence[Any]], mask_key: bytes | None) -> set[Key]:
+        target = self.found.tables[self.link.target]
+        width, keys = len(self.link.remote), len(self.plan.key)
+        out: set[Key] = set()
+        for row in rows:
             key = tuple(row[width : width + keys])
             if target.ranks.get(key) == RANK[Role.owner]:
                 continue
-            if masks and _erased(tuple(row[width + keys :]), masked_index, masks, mask_key):
+            masked = tuple(row[width + keys :])
+            if self.masks and _erased(masked, self.masked_index, self.masks, mask_key):
                 continue  # an erased subject's anonymized row
             value = tuple(row[:width])
-            original = back.get(value)
+            original = self.back.get(value)
             if original is None:  # the database returned it in its own type
-                original = tuple(coerce(v, t) for v, t in zip(value, local_types, strict=True))
+                original = tuple(coerce(v, t) for v, t in zip(value, self.local_types, strict=True))
             out.add(original)
-    return out
+        return out
 
 
 def _erased(
@@ -484,47 +620,103 @@ def _erased(
 
 
 def _masks(plan: TablePlan) -> list[ColumnMask]:
-    return [
-        m
-        for name, col in plan.spec.columns.items()
-        if (m := column_mask(name, col, plan.python_types.get(name), _length(plan, name)))
-    ]
+    """The table's column masks (made once per graph; not to be changed)."""
+    return cached(
+        plan.table,
+        ("masks",),
+        lambda: [
+            m
+            for name, col in plan.spec.columns.items()
+            if (m := column_mask(name, col, plan.python_types.get(name), _length(plan, name)))
+        ],
+    )
 
 
 # --- applying it --------------------------------------------------------------------------
 
 
 def apply_erasure(conn: Connection, graph: Graph, works: dict[str, _Work]) -> int:
-    """Run the planned statements in `conn`'s transaction; the number of statements."""
-    count = 0
-    size = batch_size(graph.backend)
+    """Run the planned statements in `conn`'s transaction; the number of statements.
+
+    None depends on another's result, so they are sent together (one round trip on
+    PostgreSQL) and run in order: the updates, then the deletes, children first.
+    """
+    queries: list[Query] = []
     for work in works.values():
-        count += _unlink(conn, work, size)
-        count += _mask(conn, work, size)
+        queries += _unlink(work, graph.backend)
+        queries += _mask(work, graph.backend)
     for name in graph.delete_order:
-        count += _delete(conn, works[name], size)
-    return count
+        queries += _delete(works[name], graph.backend)
+    runner = Runner(conn)
+    runner.run(queries)
+    return runner.statements
 
 
-def _key_where(plan: TablePlan) -> sa.ColumnElement[bool]:
-    return keys_in([plan.table.c[c] for c in plan.key], "k")
+def _by_key(
+    plan: TablePlan,
+    backend: str,
+    shape: tuple[Any, ...],
+    build: Callable[[sa.ColumnElement[bool]], Any],
+    keys: list[Key],
+    columns: tuple[str, ...] | None = None,
+) -> list[Query]:
+    """`build(where)` run on the rows with these keys, a batch of keys at a time.
+
+    `columns` picks the rows by other columns than the key (a link's, see `_through`).
+    Each statement shape is built once per graph (`shape` names it), in the form for a
+    single key and in the form for a list (`KeyList.form`).
+    """
+    columns = columns or plan.key
+    keys_ = cached(
+        plan.table,
+        ("keys", columns),
+        lambda: KeyList([plan.table.c[c] for c in columns], "k", backend),
+    )
+    queries: list[Query] = []
+    for chunk in chunks(keys, keys_.batch):
+        one, params = keys_.form(chunk)
+        stmt = cached(
+            plan.table,
+            (*shape, columns, one),
+            lambda one=one: Statement(build(keys_.condition(one))),
+        )
+        queries.append((stmt, params))
+    return queries
 
 
-def _unlink(conn: Connection, work: _Work, size: int) -> int:
-    count = 0
+def _rows_of(work: _Work, keys: list[Key]) -> tuple[list[Key], tuple[str, ...] | None]:
+    """How the statements pick these rows: by key, or by the link values (`_through`)."""
+    if work.through is not None:
+        return work.through_values, work.through.local
+    return keys, None
+
+
+def _unlink(work: _Work, backend: str) -> list[Query]:
     plan = work.plan
+    queries: list[Query] = []
     for columns, keys in work.unlinks.items():
-        stmt = sa.update(plan.table).where(_key_where(plan)).values({c: None for c in columns})
-        count += _each_batch(conn, stmt, plan, keys, size)
-    return count
+        nulls = {c: None for c in columns}
+        queries += _by_key(
+            plan,
+            backend,
+            ("unlink", columns),
+            lambda where, nulls=nulls: sa.update(plan.table).where(where).values(nulls),
+            keys,
+        )
+    return queries
 
 
-def _mask(conn: Connection, work: _Work, size: int) -> int:
+def _mask(work: _Work, backend: str) -> list[Query]:
     plan = work.plan
-    count = 0
+    queries: list[Query] = []
     if work.masked:
-        stmt = sa.update(plan.table).where(_key_where(plan)).values(work.constant)
-        count += _each_batch(conn, stmt, plan, work.masked, size)
+        queries += _by_key(
+            plan,
+            backend,
+            ("mask", tuple(work.constant.items())),
+            lambda where: sa.update(plan.table).where(where).values(work.constant),
+            *_rows_of(work, work.masked),
+        )
     if work.per_row:
         # One statement per set of changed columns, run with executemany over the rows.
         by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -533,38 +725,30 @@ def _mask(conn: Connection, work: _Work, size: int) -> int:
             params |= {f"v_{c}": v for c, v in changes.items()}
             by_shape.setdefault(tuple(sorted(changes)), []).append(params)
         for columns, rows in by_shape.items():
-            where = sa.and_(
-                *(plan.table.c[c] == sa.bindparam(f"k{i}") for i, c in enumerate(plan.key))
-            )
-            stmt = (
-                sa.update(plan.table)
-                .where(where)
-                .values({c: sa.bindparam(f"v_{c}") for c in columns})
-            )
-            for chunk in chunks(rows, size):
-                conn.execute(stmt, list(chunk))
-                count += 1
-    return count
+
+            def build(columns: tuple[str, ...] = columns) -> Statement:
+                where = sa.and_(
+                    *(plan.table.c[c] == sa.bindparam(f"k{i}") for i, c in enumerate(plan.key))
+                )
+                values = {c: sa.bindparam(f"v_{c}") for c in columns}
+                return Statement(sa.update(plan.table).where(where).values(values))
+
+            stmt = cached(plan.table, ("per row", columns), build)
+            queries += [(stmt, list(chunk)) for chunk in chunks(rows, batch_size(backend))]
+    return queries
 
 
-def _delete(conn: Connection, work: _Work, size: int) -> int:
+def _delete(work: _Work, backend: str) -> list[Query]:
     if not work.deletes:
-        return 0
+        return []
     plan = work.plan
-    return _each_batch(
-        conn, sa.delete(plan.table).where(_key_where(plan)), plan, work.deletes, size
+    return _by_key(
+        plan,
+        backend,
+        ("delete",),
+        lambda where: sa.delete(plan.table).where(where),
+        *_rows_of(work, work.deletes),
     )
-
-
-def _each_batch(
-    conn: Connection, stmt: Any, plan: TablePlan, keys: Iterable[Key], size: int
-) -> int:
-    count = 0
-    width = len(plan.key)
-    for chunk in chunks(list(keys), size):
-        conn.execute(stmt, {"k": bind_values(chunk, width)})
-        count += 1
-    return count
 
 
 def describe_failure(exc: sa.exc.DBAPIError, dataset: str) -> str:

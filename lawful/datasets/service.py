@@ -39,6 +39,7 @@ from lawful.subjects import Identity, Keyring
 
 T = TypeVar("T")
 ATTEMPTS = 3  # a deadlock or serialisation failure is retried this many times in all
+PER_STATEMENT_SNAPSHOTS = ("READ COMMITTED", "READ UNCOMMITTED")
 
 IdentityLike = Identity | str
 
@@ -243,6 +244,12 @@ class Datasets:
         engine = self.engine(key)
         try:
             with engine.connect() as conn:
+                if engine.dialect.default_isolation_level in PER_STATEMENT_SNAPSHOTS:
+                    # Each statement of a READ COMMITTED transaction sees its own snapshot
+                    # anyway, so the walk reads the same without one, and saves the
+                    # round trips of BEGIN and ROLLBACK. Under REPEATABLE READ (MySQL's
+                    # default) the transaction gives the walk one snapshot: it stays.
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 return work(conn)
         except DBAPIError as exc:
             raise ConnectError(

@@ -4,8 +4,10 @@ Hop 0 looks the identities up in the tables that hold identities (one query per 
 all identity columns at once). Each further hop queries each table once for all the
 rows the previous hop reached in the tables it links to (`WHERE fk IN (...)`, in
 batches), so the number of statements grows with the depth of the graph, never with the
-number of rows. A row reached twice is kept once, with the strongest role it was reached
-with; cycles end because only new rows (or rows whose role grew) go on to the next hop.
+number of rows; the statements of one hop go to the database together (one round trip
+on PostgreSQL, see `lawful.datasets.sql.Runner`). A row reached twice is kept once, with
+the strongest role it was reached with; cycles end because only new rows (or rows whose
+role grew) go on to the next hop.
 
 Roles: a row reached through an `owner` link from a subject's row is the subject's; an
 `accessor` link (or an owner link from a row the subject only accesses) makes it one the
@@ -15,8 +17,11 @@ Rows the subject only refers to are not followed further.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -49,8 +54,10 @@ class FoundTable:
     matched: set[Key] = field(default_factory=set)  # rows an identity column matched
 
     def __post_init__(self) -> None:
-        self.index = {name: i for i, name in enumerate(self.columns)}
-        self.key_positions = tuple(self.index[c] for c in self.plan.key)
+        # Where each column is in the rows (worked out once per graph, shared, not changed).
+        self.index, self.key_positions, self.key_of = cached(
+            self.plan.table, ("layout", self.columns), lambda: _layout(self.plan, self.columns)
+        )
 
     @property
     def name(self) -> str:
@@ -73,10 +80,8 @@ class FoundTable:
         return tuple(row[self.index[c]] for c in columns)
 
     def counts(self) -> dict[str, int]:
-        out = {role.value: 0 for role in Role}
-        for rank in self.ranks.values():
-            out[ROLES[rank].value] += 1
-        return out
+        tally = Counter(self.ranks.values())
+        return {role.value: tally[RANK[role]] for role in Role}
 
 
 @dataclass
@@ -113,7 +118,14 @@ def traverse(
     found = Found(
         graph=graph,
         tables={
-            name: FoundTable(plan, _columns(graph, plan, columns))
+            name: FoundTable(
+                plan,
+                cached(
+                    plan.table,
+                    ("columns", columns),
+                    lambda plan=plan: _columns(graph, plan, columns),
+                ),
+            )
             for name, plan in graph.tables.items()
         },
         identities=given,
@@ -124,6 +136,35 @@ def traverse(
         frontier = walker.hop(frontier)
     found.statements += walker.runner.statements
     return found
+
+
+@lru_cache(maxsize=65_536)
+def normalised_identity(kind: IdentityKind, raw: str) -> str | None:
+    """A value found in an identity column, normalised as `kind`; None if it is not one.
+
+    Kept for the next time: the same email or phone number turns up on many rows (a
+    household, a batch of subjects), and parsing a phone number costs a fifth of a ms.
+    """
+    try:
+        return normalise(kind, raw)
+    except IdentityError:
+        return None
+
+
+def _layout(
+    plan: TablePlan, columns: tuple[str, ...]
+) -> tuple[dict[str, int], tuple[int, ...], Callable[[Sequence[Any]], Key]]:
+    """Each column's position in a row of `columns`, the key's positions, a row's key."""
+    index = {name: i for i, name in enumerate(columns)}
+    positions = tuple(index[c] for c in plan.key)
+    return index, positions, tuple_getter(positions)
+
+
+def tuple_getter(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function taking these positions of a row, as a tuple (even of one)."""
+    if len(positions) == 1:
+        return itemgetter(slice(positions[0], positions[0] + 1))  # a one-item tuple, in C
+    return itemgetter(*positions)
 
 
 def _columns(graph: Graph, plan: TablePlan, mode: str) -> tuple[str, ...]:
@@ -206,7 +247,7 @@ class _Walker:
         table = self.found.tables[plan.name]
         new: set[Key] = set()
         for row in rows:
-            key = tuple(row[p] for p in table.key_positions)
+            key = table.key_of(row)
             table.matched.add(key)
             if table.ranks.get(key, -1) < RANK[Role.owner]:
                 table.rows[key] = tuple(row)
@@ -222,12 +263,9 @@ class _Walker:
                 continue
             for key in keys:
                 raw = table.value(key, column)
-                if raw is None:
-                    continue
-                try:
-                    out.add(Identity._normalised(spec.kind, normalise(spec.kind, str(raw))))
-                except IdentityError:
-                    continue  # a malformed value in the database: nothing to search for
+                value = None if raw is None else normalised_identity(spec.kind, str(raw))
+                if value is not None:  # else a malformed value: nothing to search for
+                    out.add(Identity._normalised(spec.kind, value))
         return out
 
     # -- further hops: links -----------------------------------------------------------
@@ -238,21 +276,7 @@ class _Walker:
         for source, keys in frontier.items():
             src = self.found.tables[source]
             for link in self.graph.incoming[source]:
-                values: dict[Key, int] = {}
-                types = [self.graph.tables[link.table].python_types.get(c) for c in link.local]
-                for key in keys:
-                    rank = src.ranks[key]
-                    if rank == RANK[Role.refers]:
-                        continue  # someone else's row: what hangs off it is not the subject's
-                    reach = min(rank, RANK[link.role])
-                    value = tuple(
-                        coerce(v, t)
-                        for v, t in zip(src.values(key, link.remote), types, strict=True)
-                    )
-                    if any(v is None for v in value):
-                        continue
-                    if values.get(value, -1) < reach:
-                        values[value] = reach
+                values = _reached(self.graph, src, keys, link)
                 if link.local_is_key and tuple(link.local) == self.graph.tables[link.table].key:
                     # The link points at rows by their key: skip rows already reached as well.
                     target = self.found.tables[link.table]
@@ -294,20 +318,24 @@ class _Walker:
     ) -> set[Key]:
         """Take the rows the links reached, each with the strongest role it was reached with."""
         table = self.found.tables[plan.name]
-        local_positions = [tuple(table.index[c] for c in link.local) for link, _ in links]
+        reached = [
+            (tuple_getter([table.index[c] for c in link.local]), values) for link, values in links
+        ]
+        key_of, ranks, found_rows = table.key_of, table.ranks, table.rows
         new: set[Key] = set()
+        single = len(reached) == 1
+        local, values = reached[0]
         for row in rows:
-            rank = -1
-            for (_, values), positions in zip(links, local_positions, strict=True):
-                reach = values.get(tuple(row[p] for p in positions))
-                if reach is not None and reach > rank:
-                    rank = reach
+            if single:  # the common case: reached through one link
+                rank = values.get(local(row), -1)
+            else:
+                rank = max(v.get(get(row), -1) for get, v in reached)
             if rank < 0:
                 continue  # matched only after a conversion the values don't round-trip
-            key = tuple(row[p] for p in table.key_positions)
-            if table.ranks.get(key, -1) < rank:
-                table.rows[key] = tuple(row)
-                table.ranks[key] = rank
+            key = key_of(row)
+            if ranks.get(key, -1) < rank:
+                found_rows[key] = tuple(row)
+                ranks[key] = rank
                 new.add(key)
         return new
 
@@ -317,25 +345,72 @@ class _Walker:
             return []
         if sum(len(values) for _, values in conditions) <= min(k.batch for k, _ in conditions):
             params: dict[str, Any] = {}
+            shape = []
             for keys, values in conditions:
-                params |= keys.params(values)
-            return [(self._select(table, tuple(k for k, _ in conditions)), params)]
-        return [
-            (self._select(table, (keys,)), keys.params(chunk))
-            for keys, values in conditions
-            for chunk in chunks(values, keys.batch)
-        ]
+                one, given = keys.form(values)
+                params |= given
+                shape.append((keys, one))
+            return [(self._select(table, tuple(shape)), params)]
+        queries: list[Query] = []
+        for keys, values in conditions:
+            for chunk in chunks(values, keys.batch):
+                one, given = keys.form(chunk)
+                queries.append((self._select(table, ((keys, one),)), given))
+        return queries
 
-    def _select(self, table: FoundTable, conditions: tuple[KeyList, ...]) -> Statement:
-        """The table's columns read where any of the conditions holds (built once)."""
+    def _select(self, table: FoundTable, conditions: tuple[tuple[KeyList, bool], ...]) -> Statement:
+        """The table's columns read where any of the conditions holds (built once).
+
+        Each condition is a key list and whether it takes a single value (`KeyList.form`).
+        """
         sql_table = table.plan.table
 
         def build() -> Statement:
             cols = [sql_table.c[c] for c in table.columns]
-            return Statement(sa.select(*cols).where(sa.or_(*(k.where for k in conditions))))
+            where = sa.or_(*(keys.condition(one) for keys, one in conditions))
+            return Statement(sa.select(*cols).where(where))
 
-        shape = ("select", table.columns, tuple(k.name for k in conditions))
+        shape = ("select", table.columns, tuple((k.name, one) for k, one in conditions))
         return cached(sql_table, shape, build)
+
+
+def _reached(graph: Graph, src: FoundTable, keys: Iterable[Key], link: LinkPlan) -> dict[Key, int]:
+    """The link's values on these rows of `src` (as the linking table holds them), each with
+    the strongest role it reaches rows with; rows others own (refers) lead nowhere."""
+    types = [graph.tables[link.table].python_types.get(c) for c in link.local]
+    positions = [src.index[c] for c in link.remote]
+    refers, role = RANK[Role.refers], RANK[link.role]
+    rows, ranks = src.rows, src.ranks
+    values: dict[Key, int] = {}
+    if len(positions) == 1:  # the common case, without a tuple per row until the end
+        position, python_type = positions[0], types[0]
+        for key in keys:
+            rank = ranks[key]
+            if rank == refers:
+                continue  # someone else's row: what hangs off it is not the subject's
+            v = rows[key][position]
+            if v is None:
+                continue
+            if python_type is not None and type(v) is not python_type:
+                v = coerce(v, python_type)
+                if v is None:
+                    continue
+            reach = rank if rank < role else role
+            if values.get((v,), -1) < reach:
+                values[(v,)] = reach
+        return values
+    remote = tuple_getter(positions)
+    for key in keys:
+        rank = ranks[key]
+        if rank == refers:
+            continue
+        value = tuple(coerce(v, t) for v, t in zip(remote(rows[key]), types, strict=True))
+        if None in value:
+            continue
+        reach = rank if rank < role else role
+        if values.get(value, -1) < reach:
+            values[value] = reach
+    return values
 
 
 def _identity_keys(

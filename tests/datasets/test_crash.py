@@ -23,7 +23,7 @@ HEAVY = 60_000
 
 
 def _writing(url: str, shop_file: Path | None) -> Callable[[], bool]:
-    """A probe: has the erasing process started writing (an open write transaction)?"""
+    """A probe: is the erasing process inside its write transaction?"""
     if url.startswith("sqlite"):
         journal = Path(f"{shop_file}-journal")
         return journal.exists
@@ -33,14 +33,29 @@ def _writing(url: str, shop_file: Path | None) -> Callable[[], bool]:
             "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "WHERE c.relname = 'login_events' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()"
         )
-    else:
-        sql = "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_rows_modified > 0"
+    else:  # the erasure's delete, running (waiting on the held row: see _hold_last_login)
+        sql = (
+            "SELECT COUNT(*) FROM information_schema.processlist "
+            "WHERE info LIKE 'DELETE FROM login_events%%' AND id <> CONNECTION_ID()"
+        )
 
     def probe() -> bool:
         with engine.connect() as conn:
             return bool(conn.execute(sa.text(sql)).scalar())
 
     return probe
+
+
+def _hold_last_login(engine: sa.Engine) -> sa.Connection:
+    """A connection holding a row lock on customer 1's last login, in an open transaction."""
+    conn = engine.connect()
+    conn.execute(
+        sa.text(
+            "SELECT id FROM login_events WHERE id = "
+            "(SELECT MAX(id) FROM login_events WHERE customer_id = 1) FOR UPDATE"
+        )
+    )
+    return conn
 
 
 def _erase_command(keys: Path) -> list[str]:
@@ -79,6 +94,9 @@ def test_killed_mid_erasure_then_rerun(
     shop_file = Path(app_url.removeprefix("sqlite:///")) if app_url.startswith("sqlite") else None
     probe = _writing(app_url, shop_file)
 
+    # On a server, hold the subject's last login row: the erasure's delete stops there,
+    # its earlier writes done, so the kill lands mid-transaction however fast it runs.
+    blocker = None if shop_file else _hold_last_login(engine)
     process = subprocess.Popen(
         _erase_command(keys), env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -89,6 +107,9 @@ def test_killed_mid_erasure_then_rerun(
             break
         time.sleep(0.002)
     process.wait(timeout=60)
+    if blocker is not None:
+        blocker.rollback()
+        blocker.close()
     assert process.returncode == -signal.SIGKILL, "the erasure finished before it could be killed"
 
     # Nothing of the killed transaction is visible: the logins are all there, the row unmasked.

@@ -245,13 +245,17 @@ def test_postgres_example_access_and_erasure(pg_url: str, tmp_path: Path) -> Non
             "login": {(i,): {"time": None} for i in range(1, 7)},
             # visit's key holds the email: the row is deleted.
             "visit": {(email, at): None for email, at in keys(found, "visit")},
+            # ser_aaa is employee 1's too (employee_id): kept for them, but it loses the
+            # customer's identities, the email it was found by and the other on it.
+            "service_request": {("ser_aaa-aaa",): {"email": None, "alt_email": None}},
         }
         by_table = outcomes(report)
         # Addresses 1 and 2 are customer 2's too (their home, their card's and order's
-        # address): kept for them. ser_aaa is employee 1's too (employee_id): kept.
+        # address): kept for them. ser_aaa is employee 1's too: released, not deleted.
         assert (by_table["address"].found, by_table["address"].kept) == (2, 2)
         assert any("shared with other subjects" in r for r in by_table["address"].reasons)
-        assert (by_table["service_request"].found, by_table["service_request"].kept) == (1, 1)
+        service = by_table["service_request"]
+        assert (service.found, service.unlinked, service.deleted) == (1, 1, 0)
         assert (by_table["customer"].anonymized, by_table["visit"].deleted) == (1, 1)
         assert by_table["login"].anonymized == 6
 
@@ -268,15 +272,18 @@ def test_postgres_example_employee_string_rewrite(pg_url: str, tmp_path: Path) -
         before = snapshot(pg_url)
         (report,) = datasets.erase(["email:employee-1@example.com"])
         after = snapshot(pg_url)
-    # The employee's name is rewritten as the override says ('testing' + suffix '-test');
-    # the service requests they handled are theirs (service_request.employee_id, from), so
-    # their personal column is set NULL (as Fides does); address 3 is employee 2's too.
+    # The employee's name is rewritten as the override says ('testing' + suffix '-test').
+    # The service requests they handled are theirs (service_request.employee_id, from), but
+    # each holds a customer's email too: the customers' as well, so they stay, released
+    # from the employee (employee_id set NULL) where Fides would null their alt_email.
     assert changes(before, after) == {
         "employee": {(1,): {"email": None, "name": "testing-test"}},
-        "service_request": {("ser_aaa-aaa",): {"alt_email": None}},
+        "service_request": {
+            (key,): {"employee_id": None} for key in ("ser_aaa-aaa", "ser_bbb-bbb", "ser_ccc-ccc")
+        },
     }
     by_table = outcomes(report)
-    assert (by_table["service_request"].found, by_table["service_request"].unchanged) == (3, 2)
+    assert (by_table["service_request"].found, by_table["service_request"].unlinked) == (3, 3)
     assert (by_table["address"].found, by_table["address"].kept) == (1, 1)
 
 
@@ -325,6 +332,7 @@ def test_mariadb_example_access_and_erasure(mysql_url: str, tmp_path: Path) -> N
             },
             "login": {(i,): {"time": None} for i in range(1, 7)},
             "visit": {whole_row: None},
+            "service_request": {("ser_aaa-aaa",): {"email": None, "alt_email": None}},
         }
         by_table = outcomes(report)
         assert (by_table["address"].found, by_table["address"].kept) == (2, 2)
