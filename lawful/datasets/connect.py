@@ -61,7 +61,10 @@ def create_engine(url: URL) -> Engine:
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend != "sqlite":
-        kwargs |= {"pool_size": POOL_SIZE, "max_overflow": 0, "pool_pre_ping": True}
+        # No ping at checkout: it costs a round trip per request. A connection the
+        # server dropped fails its first statement instead; SQLAlchemy then invalidates
+        # the pool's older connections and `Datasets` runs the work again (see `_once`).
+        kwargs |= {"pool_size": POOL_SIZE, "max_overflow": 0, "pool_recycle": 3600}
     if backend == "postgresql" or backend == "mysql":
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:

@@ -287,7 +287,9 @@ def _release(
             work.unlinks.setdefault(link.local, []).extend(hits)
             released.update(hits)
     if role is Role.owner and plan.identities:
-        released |= _forget_identities(found, plan, [k for k in keys if k in table.matched], work, mask_key)
+        released |= _forget_identities(
+            found, plan, [k for k in keys if k in table.matched], work, mask_key
+        )
     out.unlinked += len(released)
     rest = len(keys) - len(released)
     if role is Role.owner:
@@ -329,7 +331,9 @@ def _forget_identities(
                 continue
             column_spec = plan.spec.columns.get(column)
             mask = (
-                column_mask(column, column_spec, plan.python_types.get(column), _length(plan, column))
+                column_mask(
+                    column, column_spec, plan.python_types.get(column), _length(plan, column)
+                )
                 if column_spec is not None
                 else None
             )

@@ -163,18 +163,23 @@ class Datasets:
         return [access_report(found) for found in self.find(identities).values()]
 
     def erase(
-        self, identities: Iterable[IdentityLike], *, dry_run: bool = False
+        self,
+        identities: Iterable[IdentityLike],
+        *,
+        dry_run: bool = False,
+        only: Iterable[str] | None = None,
     ) -> list[DatasetErasure]:
         """Erase the subject's rows as annotated: one transaction per database.
 
         Several subjects' identities may be given at once (a batch): rows owned only by
-        them are erased. `dry_run` reports the same without writing.
+        them are erased. `dry_run` reports the same without writing. `only` names the
+        datasets to erase in (default: all), so a request can erase one per step.
         """
         ids = parse_identities(identities)
         # A dry run writes no masked value, so any key tells what a hash mask would change.
         mask_key = self.mask_key or (secrets.token_bytes(32) if dry_run else None)
         reports = []
-        for key in self.loaded:
+        for key in self._keys(only):
             graph = self.graph(key)
 
             def work(conn: Connection, graph: Graph = graph) -> DatasetErasure:
@@ -185,6 +190,23 @@ class Datasets:
 
             reports.append(self._read(key, work) if dry_run else self._write(key, work))
         return reports
+
+    def _keys(self, only: Iterable[str] | None) -> list[str]:
+        if only is None:
+            return list(self.loaded)
+        keys = list(only)
+        unknown = [k for k in keys if k not in self.loaded]
+        if unknown:
+            raise DatasetError(
+                [
+                    Problem(
+                        f"there is no dataset '{k}' (have: {', '.join(self.loaded)})",
+                        path=("dataset",),
+                    )
+                    for k in unknown
+                ]
+            )
+        return keys
 
     def rectify(
         self, identities: Iterable[IdentityLike], changes: dict[str, Any], *, dry_run: bool = False
@@ -242,7 +264,8 @@ class Datasets:
 
     def _read(self, key: str, work: Callable[[Connection], T]) -> T:
         engine = self.engine(key)
-        try:
+
+        def read() -> T:
             with engine.connect() as conn:
                 if engine.dialect.default_isolation_level in PER_STATEMENT_SNAPSHOTS:
                     # Each statement of a READ COMMITTED transaction sees its own snapshot
@@ -251,6 +274,9 @@ class Datasets:
                     # default) the transaction gives the walk one snapshot: it stays.
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 return work(conn)
+
+        try:
+            return _once_more_if_dropped(read)
         except DBAPIError as exc:
             raise ConnectError(
                 f"dataset {key}: reading the database failed: {first_line(exc)}"
@@ -258,10 +284,16 @@ class Datasets:
 
     def _write(self, key: str, work: Callable[[Connection], T]) -> T:
         engine = self.engine(key)
+
+        def write() -> T:
+            with engine.begin() as conn:
+                return work(conn)
+
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                with engine.begin() as conn:
-                    return work(conn)
+                # An erasure is idempotent: run again after a dropped connection (even
+                # one dropped at COMMIT), it finishes what did not commit and no more.
+                return _once_more_if_dropped(write)
             except OperationalError as exc:
                 if not is_transient(exc) or attempt == ATTEMPTS:
                     raise ErasureFailed(describe_failure(exc, key)) from None
@@ -269,6 +301,22 @@ class Datasets:
             except DBAPIError as exc:
                 raise ErasureFailed(describe_failure(exc, key)) from None
         raise AssertionError("unreachable")
+
+
+def _once_more_if_dropped(work: Callable[[], T]) -> T:
+    """`work()`, run a second time if its pooled connection had been dropped by the server.
+
+    The pool does not ping connections at checkout (a round trip per request); when the
+    server has closed one (a restart, an idle timeout), its first statement fails,
+    SQLAlchemy invalidates it and the pool's older connections, and the second run gets
+    a fresh one.
+    """
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return work()
 
 
 def parse_identities(identities: Iterable[IdentityLike]) -> frozenset[Identity]:

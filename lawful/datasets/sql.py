@@ -271,11 +271,12 @@ class Runner:
     Elsewhere they run one after the other through SQLAlchemy.
     """
 
-    # psycopg's pipeline mode polls and flushes around each statement: on a server on the
-    # same host it cost more than it saved for a step of 2 or 3 statements (measured by
-    # bench/requests.py: a find was 0.25 ms slower), and saved nothing for 6. Each round
-    # trip to a server elsewhere costs more than that, so a long step still goes in one.
-    PIPELINE_FROM = 4
+    # Two statements or more go in one pipeline. On a server on the same host the
+    # pipeline's own cost (a Sync and a poll per statement) is about what a round trip
+    # costs, and it saved 0.3 ms on an erasure of the peer shop's customer (hops of 2
+    # and 3 statements: bench/requests.py) without slowing a find; a server elsewhere
+    # makes each round trip saved worth more.
+    PIPELINE_FROM = 2
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn

@@ -262,3 +262,25 @@ def assert_foreign_keys_hold(db: Shop) -> None:
         )
         == 0
     )
+
+
+def test_a_connection_the_server_dropped_is_replaced(shop: Datasets, shop_url: str) -> None:
+    """The pool does not ping at checkout; a pooled connection the server has closed (a
+    restart, an idle timeout) fails once, and the request runs again on a fresh one."""
+    if shop_url.startswith("sqlite"):
+        pytest.skip("SQLite has no server to drop a connection")
+    pg = shop_url.startswith("postgresql")
+    before = len(shop.find(["email:customer-1@example.com"])["shop"].tables["customers"].rows)
+    engine = shop.engine("shop")
+    with engine.connect() as conn:  # the pooled connection the next request would take
+        me = "SELECT pg_backend_pid()" if pg else "SELECT CONNECTION_ID()"
+        pid = int(conn.execute(sa.text(me)).scalar())
+    killer = sa.create_engine(shop_url, poolclass=sa.NullPool)
+    with killer.connect() as conn:
+        kill = f"SELECT pg_terminate_backend({pid})" if pg else f"KILL {pid}"
+        conn.execute(sa.text(kill))
+    killer.dispose()
+    found = shop.find(["email:customer-1@example.com"])["shop"]
+    assert len(found.tables["customers"].rows) == before == 1
+    (report,) = shop.erase(["email:customer-2@example.com"], dry_run=True)
+    assert report.dry_run
