@@ -20,6 +20,7 @@ __all__ = [
     "EXCEPTION_TEXT",
     "EXCEPTION_TITLE",
     "FEE_TEXT",
+    "KIND_WORDS",
     "Refusal",
     "RefusalError",
     "check_repeat",
@@ -132,6 +133,34 @@ FEE_TEXT: dict[Fee, str] = {
     Fee.cost_fee: "a fee covering the cost of answering",
 }
 
+# A request kind as the subject reads it ("this ... request").
+KIND_WORDS: dict[RequestKind, str] = {
+    RequestKind.confirm: "confirmation",
+    RequestKind.access: "access",
+    RequestKind.portability: "portability",
+    RequestKind.rectification: "rectification",
+    RequestKind.erasure: "erasure",
+    RequestKind.account_closure: "account closure",
+    RequestKind.restriction: "restriction",
+    RequestKind.objection: "objection",
+    RequestKind.withdraw_consent: "consent withdrawal",
+    RequestKind.opt_out_sale: "opt-out of sale",
+    RequestKind.restrict_recipients: "third-party restriction",
+    RequestKind.explain_decision: "decision explanation",
+    RequestKind.information: "information",
+}
+
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+
+
+def _day(value: datetime) -> str:
+    """'1 March 2026', whatever the process locale."""
+    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
 # The grounds under which the policy's fee.when_excessive may apply instead of refusing.
 _EXCESSIVE = frozenset({RequestException.excessive, RequestException.manifestly_unfounded})
 
@@ -196,14 +225,14 @@ def check_repeat(
     free_from = live[len(live) - limit.count]
     times = "once" if limit.count == 1 else "twice" if limit.count == 2 else f"{limit.count} times"
     text = (
-        f"You have already made this {kind.value.replace('_', ' ')} request {times} within "
+        f"You have already made this {KIND_WORDS[kind]} request {times} within "
         f"{limit.per}, the limit in our privacy policy; the law lets us treat more requests "
         "as excessive."
     )
     fee = _fee(policy)
     if fee is not None:
         text += f" We can still answer it if you agree to pay {FEE_TEXT[fee]}."
-    text += f" You can make it again free of charge from {free_from:%d %B %Y}. {_complain(policy)}"
+    text += f" You can make it again free of charge from {_day(free_from)}. {_complain(policy)}"
     return Refusal(rule="repeat_limit", text=text, fee=fee.value if fee else None)
 
 

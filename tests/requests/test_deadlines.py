@@ -431,3 +431,20 @@ def test_deadline_is_frozen() -> None:
     assert isinstance(deadline, Deadline)
     with pytest.raises(AttributeError):
         deadline.due_at = eod(2030, 1, 1)  # type: ignore[misc]
+
+
+def test_acknowledgement_never_after_a_faster_promise() -> None:
+    text = (POLICIES / "serai.yaml").read_text("utf-8")
+    text = text.replace(
+        "      other: 40 days\n", "      other: 40 days\n      us-ca: 5 business days\n"
+    )
+    serai_fast = load_policy_text(text).policy
+    # Mon 3 Mar: 4-7 and 10 Mar are 5 business days; the 10-day acknowledgement (17 Mar) is
+    # pulled in to the answer's own deadline, as is the notice of an extension
+    deadline = compute_deadline(serai_fast, "access", "us-ca", at(2025, 3, 3))
+    assert deadline.due_at == eod(2025, 3, 10)
+    assert deadline.acknowledge_by == eod(2025, 3, 10)
+    assert deadline.extension_notice_by == eod(2025, 3, 10)
+    assert deadline.basis.startswith("policy: 5 business days (us-ca, US-CA calendar); ")
+    # 5 business days + 45 days = 24 Apr, before the law's 90 days (1 Jun)
+    assert deadline.extended_due_at == eod(2025, 4, 24)
