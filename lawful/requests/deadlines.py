@@ -177,6 +177,24 @@ def _calendar(
     return calendar, "-".join(filter(None, (calendar.country, calendar.subdiv)))
 
 
+def _allowed_extension(
+    promised: Duration | None,
+    law: Jurisdiction | None,
+    law_extension: Duration | None,
+    opt_out: bool,
+) -> Duration | None:
+    """The extension that may be added: the policy's, no longer than the law's, or the
+    law's when the policy names none; none where the law sets a deadline and allows no
+    extension (LGPD, CCPA opt-outs), whatever the policy says."""
+    if law is not None and (
+        opt_out or (law.request_deadline is not None and law_extension is None)
+    ):
+        return None
+    if promised is None or (law_extension is not None and law_extension < promised):
+        return law_extension
+    return promised
+
+
 def _promise(policy: Policy, kind: RequestKind, jurisdiction: str | None) -> Duration | None:
     """The policy's deadline: per kind, else per jurisdiction, else the default."""
     deadline = policy.requests.deadline
@@ -256,15 +274,8 @@ def compute_deadline(
     due_day, basis, chosen = min(candidates, key=lambda c: c[0])
     due_at = end_of_day(due_day)
 
-    # extension: the policy's, capped by the law's overall limit; none where the law forbids
     law_extension = None if law is None or opt_out else law.request_extension
-    extension = policy.requests.deadline.extension
-    if law is not None and (
-        opt_out or (law.request_deadline is not None and law_extension is None)
-    ):
-        extension = None
-    elif extension is None or (law_extension is not None and law_extension < extension):
-        extension = law_extension
+    extension = _allowed_extension(policy.requests.deadline.extension, law, law_extension, opt_out)
     extended_due_at = notice_by = None
     if extension is not None:
         day = _extended_day(chosen, extension, received, calendar)
@@ -282,7 +293,8 @@ def compute_deadline(
         acknowledge_by = min(
             due_at, end_of_day(_due_day(law.acknowledge_within, received, calendar))
         )
-        basis += f"; acknowledge within {law.acknowledge_within} ({_CITES.get(f'{law.key}/acknowledge', law.name)})"
+        cite = _CITES.get(f"{law.key}/acknowledge", law.name)
+        basis += f"; acknowledge within {law.acknowledge_within} ({cite})"
 
     return Deadline(
         received_at=received,
