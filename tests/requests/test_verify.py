@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -180,10 +181,29 @@ def test_a_code_works_only_for_its_request_and_channel(
     # Asked for a code sent by SMS, an email code does not count.
     assert check(store, keyring, request_id, code, channel="phone").result is CodeResult.none
     phone_code = issue(store, keyring, request_id, channel="phone", now=T0 + timedelta(seconds=1))
-    assert check(store, keyring, request_id, phone_code, channel="email").result in (
-        CodeResult.expired,  # the email code was invalidated by the phone code
-    )
+    # The email code was invalidated by the phone code.
+    email_check = check(store, keyring, request_id, phone_code, channel="email")
+    assert email_check.result is CodeResult.expired
     assert check(store, keyring, request_id, phone_code, channel="phone").ok
+
+
+def test_a_code_typed_twice_at_once_verifies_once(
+    store: Store, keyring: Keyring, request_id: int
+) -> None:
+    code = issue(store, keyring, request_id)
+    results: list[CodeResult] = []
+    start = threading.Barrier(4)
+
+    def attempt() -> None:
+        start.wait()
+        results.append(check(store, keyring, request_id, code).result)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == [CodeResult.ok, CodeResult.used, CodeResult.used, CodeResult.used]
 
 
 def test_the_same_code_text_hashes_differently_per_request_and_channel(
