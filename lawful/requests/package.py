@@ -33,7 +33,7 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
+from jinja2 import Environment, PackageLoader, pass_context
 from jinja2.runtime import Context
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -304,7 +304,7 @@ def _templates() -> Environment:
     env = Environment(
         loader=PackageLoader("lawful.requests", "templates"),
         autoescape=True,
-        undefined=StrictUndefined,
+        # The information may come partial (a caller's own dict): a missing key shows nothing.
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
