@@ -134,7 +134,7 @@ def _categories(categories: Iterable[str]) -> list[str]:
         if not isinstance(key, str) or not key:
             raise TypeError(
                 f"categories must be fideslang keys as text, e.g. 'user.contact.email'; "
-                f"got a {type(key).__name__}"
+                f"got {type(key).__name__}"
             )
     return sorted(set(keys))
 
@@ -145,7 +145,12 @@ def _uses(taxonomy: Taxonomy, declared: Iterable[str], found: str) -> bool:
 
 def _category_name(taxonomy: Taxonomy, key: str) -> str:
     entry = taxonomy.categories.get(key)
-    return entry.name if entry is not None else key
+    if entry is None:
+        return key
+    # A policy's custom category without a name reads better by its description.
+    if entry.name == key and entry.description:
+        return entry.description
+    return entry.name
 
 
 def _controller(policy: Policy) -> dict[str, Any]:
@@ -209,7 +214,7 @@ def _category(
     legal = policy.legal_categories(key) if entry is not None else None
     return {
         "key": key,
-        "name": entry.name if entry is not None else key,
+        "name": _category_name(taxonomy, key),
         "description": entry.description if entry is not None else None,
         "purposes": purposes,
         "recipients": [r["key"] for _, r in recipients if key in r["categories"]],
