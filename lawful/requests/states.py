@@ -42,9 +42,7 @@ S = RequestState
 _OPEN_TO_END = {S.denied, S.withdrawn}
 MOVES: dict[RequestState, frozenset[RequestState]] = {
     S.received: frozenset({S.awaiting_verification, S.verified, *_OPEN_TO_END}),
-    S.awaiting_verification: frozenset(
-        {S.verified, S.awaiting_clarification, *_OPEN_TO_END}
-    ),
+    S.awaiting_verification: frozenset({S.verified, S.awaiting_clarification, *_OPEN_TO_END}),
     S.verified: frozenset(
         {S.awaiting_approval, S.in_progress, S.awaiting_clarification, *_OPEN_TO_END}
     ),

@@ -178,13 +178,37 @@ class Keyring:
 
     def encrypt(self, plaintext: str, *, context: bytes) -> tuple[str, bytes]:
         """(key id, nonce + ciphertext) under the current key; `context` binds it to its row."""
-        key_id = self.current_key_id
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = self._ciphers[key_id].encrypt(nonce, plaintext.encode("utf-8"), context)
-        return key_id, nonce + sealed
+        if not isinstance(plaintext, str):
+            raise TypeError(
+                f"encrypt takes text, got {type(plaintext).__name__}; use encrypt_bytes for bytes"
+            )
+        return self.encrypt_bytes(plaintext.encode("utf-8"), context=context)
 
     def decrypt(self, key_id: str, blob: bytes, *, context: bytes) -> str:
         """The plaintext of a value sealed by `encrypt` with the same `context`."""
+        plain = self.decrypt_bytes(key_id, blob, context=context)
+        try:
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KeyringError(
+                f"a value sealed with key {key_id} is not text; read it with decrypt_bytes"
+            ) from None
+
+    def encrypt_bytes(self, plaintext: bytes, *, context: bytes) -> tuple[str, bytes]:
+        """`encrypt` for bytes (a file, a zip): (key id, nonce + ciphertext + tag)."""
+        if not isinstance(plaintext, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"encrypt_bytes takes bytes, got {type(plaintext).__name__}; use encrypt for text"
+            )
+        _check_context(context)
+        key_id = self.current_key_id
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = self._ciphers[key_id].encrypt(nonce, bytes(plaintext), bytes(context))
+        return key_id, nonce + sealed
+
+    def decrypt_bytes(self, key_id: str, blob: bytes, *, context: bytes) -> bytes:
+        """The bytes sealed by `encrypt_bytes` (or `encrypt`) with the same `context`."""
+        _check_context(context)
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise KeyringError(
@@ -196,12 +220,11 @@ class Keyring:
         if len(blob) <= NONCE_BYTES:
             raise KeyringError(f"a value sealed with key {key_id} is truncated")
         try:
-            plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context)
+            return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], bytes(context))
         except InvalidTag:
             raise KeyringError(
                 f"a value sealed with key {key_id} does not decrypt: wrong key or altered"
             ) from None
-        return plain.decode("utf-8")
 
     @cached_property
     def _ciphers(self) -> Mapping[str, AESGCM]:
@@ -393,6 +416,15 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _check_context(context: Any) -> None:
+    # The context is what binds a sealed value to its row; text here is a caller's slip.
+    if not isinstance(context, bytes | bytearray):
+        raise TypeError(
+            f"the encryption context must be bytes (e.g. b'request:<ref>'), got "
+            f"{type(context).__name__}"
+        )
 
 
 def _check_key(what: str, key: Any) -> None:

@@ -111,6 +111,46 @@ def test_tampered_or_moved_ciphertext_does_not_decrypt() -> None:
         keyring.decrypt(key_id, blob[:12], context=b"1:abc")
 
 
+def test_encrypt_bytes_roundtrips_any_bytes_bound_to_its_context() -> None:
+    keyring = Keyring.generate()
+    payload = bytes(range(256)) * 64 + b"PK\x03\x04"  # not text, and large
+    key_id, blob = keyring.encrypt_bytes(payload, context=b"package:r1")
+    assert key_id == "k1"
+    assert payload not in blob and b"PK\x03\x04" not in blob
+    assert len(blob) == len(payload) + 12 + 16  # nonce and tag, nothing else
+    assert keyring.decrypt_bytes(key_id, blob, context=b"package:r1") == payload
+    assert keyring.encrypt_bytes(payload, context=b"package:r1")[1] != blob  # fresh nonce
+    with pytest.raises(KeyringError, match="does not decrypt"):
+        keyring.decrypt_bytes(key_id, blob, context=b"package:r2")
+    altered = blob[:-1] + bytes([blob[-1] ^ 1])
+    with pytest.raises(KeyringError, match="wrong key or altered"):
+        keyring.decrypt_bytes(key_id, altered, context=b"package:r1")
+    assert keyring.decrypt_bytes(*keyring.encrypt_bytes(b"", context=b"c"), context=b"c") == b""
+
+
+def test_text_and_bytes_encryption_are_one_format() -> None:
+    keyring = Keyring.generate()
+    key_id, blob = keyring.encrypt("Zoë", context=b"c")
+    assert keyring.decrypt_bytes(key_id, blob, context=b"c") == "Zoë".encode()
+    key_id, blob = keyring.encrypt_bytes("Zoë".encode(), context=b"c")
+    assert keyring.decrypt(key_id, blob, context=b"c") == "Zoë"
+    key_id, blob = keyring.encrypt_bytes(b"\xff\xfe", context=b"c")
+    with pytest.raises(KeyringError, match="not text; read it with decrypt_bytes"):
+        keyring.decrypt(key_id, blob, context=b"c")
+
+
+def test_encryption_refuses_mixed_up_types() -> None:
+    keyring = Keyring.generate()
+    with pytest.raises(TypeError, match="encrypt_bytes takes bytes, got str"):
+        keyring.encrypt_bytes("text", context=b"c")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="encrypt takes text, got bytes"):
+        keyring.encrypt(b"bytes", context=b"c")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="context must be bytes"):
+        keyring.encrypt_bytes(b"x", context="c")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="context must be bytes"):
+        keyring.decrypt("k1", b"x" * 40, context="c")  # type: ignore[arg-type]
+
+
 def test_decrypting_with_another_keyring_fails_naming_the_key() -> None:
     key_id, blob = Keyring.generate().encrypt("secret", context=b"c")
     stranger = Keyring.generate()
