@@ -43,12 +43,14 @@ def _add_capabilities() -> None:
     # Imported here: the capability CLIs use this module's conventions (_open_engine, ...).
     from lawful.consent.cli import consent_app, decide
     from lawful.datasets.cli import data_app, dataset_app, scan
+    from lawful.requests.cli import request_app
     from lawful.subjects.cli import keyring_app
 
     app.add_typer(consent_app, name="consent")
     app.add_typer(keyring_app, name="keyring")
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(data_app, name="data")
+    app.add_typer(request_app, name="request")
     app.command("decide")(decide)
     app.command("scan")(scan)
 

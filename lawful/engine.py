@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from lawful.audit import NewEvent, append
 from lawful.consent import Consent, Decision, DecisionLogging
+from lawful.datasets import Datasets
 from lawful.policy import (
     LoadedPolicy,
     Policy,
@@ -19,6 +21,8 @@ from lawful.policy import (
     load_policy_text,
 )
 from lawful.policy.problems import PolicyError
+from lawful.requests.messages import Sender
+from lawful.requests.service import Requests
 from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, open_store
 from lawful.subjects import Keyring, load_keyring
 
@@ -54,6 +58,8 @@ class Engine:
         recorded: Recorded,
         keyring: Keyring | str | Path | None = None,
         decision_logging: DecisionLogging | None = None,
+        datasets: Datasets | Sequence[str | Path] | None = None,
+        sender: Sender | None = None,
     ) -> None:
         self.loaded = loaded
         self.store = store
@@ -61,6 +67,9 @@ class Engine:
         self._keyring = keyring
         self._decision_logging = decision_logging
         self._consent: Consent | None = None
+        self._datasets = datasets
+        self._sender = sender
+        self._requests: Requests | None = None
 
     @property
     def keyring(self) -> Keyring:
@@ -86,6 +95,28 @@ class Engine:
             )
         return self._consent
 
+    @property
+    def datasets(self) -> Datasets | None:
+        """The company's databases, as annotated (None when no annotation was given)."""
+        if self._datasets is not None and not isinstance(self._datasets, Datasets):
+            self._datasets = Datasets.load(self._datasets, policy=self.policy, keyring=self.keyring)
+        return self._datasets
+
+    @property
+    def requests(self) -> Requests:
+        """Data-subject requests (see lawful.requests)."""
+        if self._requests is None:
+            self._requests = Requests(
+                self.store,
+                self.policy,
+                self.policy_version,
+                self.keyring,
+                self.consent,
+                self.datasets,
+                sender=self._sender,
+            )
+        return self._requests
+
     def decide(self, subject: object, purpose: str, **options: object) -> Decision:
         """`engine.consent.decide`: may `purpose` use this subject's data now?"""
         return self.consent.decide(subject, purpose, **options)  # type: ignore[arg-type]
@@ -110,6 +141,8 @@ class Engine:
         *,
         keyring: Keyring | str | Path | None = None,
         decision_logging: DecisionLogging | None = None,
+        datasets: Datasets | Sequence[str | Path] | None = None,
+        sender: Sender | None = None,
     ) -> Engine:
         """Load the policy, open (and migrate) the store, and record the policy's version.
 
@@ -118,11 +151,21 @@ class Engine:
         """
         loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy_path(policy))
         opened = store if isinstance(store, Store) else open_store(store_url(store))
-        return cls(loaded, opened, record_policy(opened, loaded), keyring, decision_logging)
+        return cls(
+            loaded,
+            opened,
+            record_policy(opened, loaded),
+            keyring,
+            decision_logging,
+            datasets=datasets,
+            sender=sender,
+        )
 
     def close(self) -> None:
         if self._consent is not None:
             self._consent.close()
+        if isinstance(self._datasets, Datasets):
+            self._datasets.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

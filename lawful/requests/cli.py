@@ -1,0 +1,316 @@
+"""`lawful request submit|verify|run|show|list|approve|extend|deny|withdraw|receipt`.
+
+Requests run against the datasets named with `--dataset FILE` (repeatable; default:
+datasets/*.yaml when there are any). Messages to people (codes, outcomes) go to the
+sender configured by the environment: $LAWFUL_SMTP_URL, else files in $LAWFUL_MAIL_DIR,
+else nowhere but the store's queue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from lawful.engine import Engine, policy_path, store_url
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.requests.deadlines import DeadlineError, parse_window
+from lawful.requests.refusals import RefusalError
+from lawful.requests.service import RequestError, RequestView
+from lawful.store import StoreError
+from lawful.subjects import IdentityError, KeyringError, KeyringMissing
+
+request_app = typer.Typer(
+    help="Data-subject requests: submit, verify, run, follow.", no_args_is_help=True
+)
+
+DatasetOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
+    ),
+]
+RefArg = Annotated[str, typer.Argument(help="The request's reference (from submit or list)")]
+
+
+def _usage(message: str) -> NoReturn:
+    from lawful.cli import _usage
+
+    _usage(message)
+
+
+def _refuse(message: str) -> NoReturn:
+    from lawful.cli import _refuse
+
+    _refuse(message)
+
+
+def _print(data: Any) -> None:
+    from lawful.cli import _print_json
+
+    _print_json(data)
+
+
+@contextmanager
+def _engine(
+    policy: Path | None, store: str | None, keyring: Path | None, datasets: list[Path] | None
+) -> Iterator[Engine]:
+    from lawful.cli import _existing, _load_or_exit
+    from lawful.datasets import DatasetError
+    from lawful.datasets.service import ConnectError
+    from lawful.requests.messages import sender_from_env
+
+    loaded = _load_or_exit(_existing(policy_path(policy)))
+    files = list(datasets or sorted(Path().glob("datasets/*.yaml")))
+    for path in files:
+        if not path.exists():
+            _usage(f"{path}: no such dataset file")
+    try:
+        sender = sender_from_env()
+    except ValueError as exc:
+        _usage(str(exc))
+    try:
+        engine = Engine.open(
+            loaded, store_url(store), keyring=keyring, datasets=files, sender=sender
+        )
+    except StoreError as exc:
+        _refuse(str(exc))
+    try:
+        yield engine
+    except (RequestError, IdentityError, DeadlineError, RefusalError, KeyringMissing) as exc:
+        _usage(str(exc))
+    except (KeyringError, StoreError, ConnectError) as exc:
+        _refuse(str(exc))
+    except DatasetError as exc:
+        _refuse("; ".join(str(p) for p in exc.problems))
+    finally:
+        engine.close()
+
+
+def _show(view: RequestView, as_json: bool) -> None:
+    if as_json:
+        _print(view.to_dict())
+        return
+    typer.echo(f"request {view.ref}: {view.kind}, {view.state}")
+    typer.echo(f"  {view.status}")
+    typer.echo(
+        f"  received {view.received_at:%Y-%m-%d %H:%M} UTC, due {view.due_at:%Y-%m-%d}"
+        + (" (extended)" if view.extended else "")
+        + (" — OVERDUE" if view.overdue else "")
+    )
+    if view.refusal:
+        typer.echo(f"  refused ({view.refusal['rule']}): {view.refusal['text']}")
+    for step in view.steps:
+        typer.echo(f"  step {step['seq']} {step['name']}: {step['state']}")
+
+
+@request_app.command("submit")
+def submit(
+    kind: Annotated[
+        str, typer.Argument(help="access, erasure, rectification, ... (the policy's kinds)")
+    ],
+    email: Annotated[str | None, typer.Option(help="The person's email")] = None,
+    phone: Annotated[str | None, typer.Option(help="The person's phone number")] = None,
+    jurisdiction: Annotated[str | None, typer.Option(help="eu, uk, us-ca, cn, ...")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="A parameter NAME=JSON, e.g. purposes='[\"analytics\"]'; repeatable"),
+    ] = None,
+    assertion: Annotated[
+        str | None, typer.Option(help="A signed-in assertion from your app")
+    ] = None,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    dataset: DatasetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take a request; a code goes to the email or phone given unless an assertion vouches."""
+    if bool(email) == bool(phone):
+        _usage("name the person with exactly one of --email or --phone")
+    identity = f"email:{email}" if email else f"phone:{phone}"
+    params: dict[str, Any] = {}
+    for item in param or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _usage(f"--param {item!r}: write NAME=VALUE (VALUE as JSON, or plain text)")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    with _engine(policy, store, keyring, dataset) as engine:
+        intake = engine.requests.submit(
+            kind,
+            identity,
+            jurisdiction=jurisdiction,
+            params=params,
+            channel="cli",
+            assertion=assertion,
+        )
+        if as_json:
+            _print({k: getattr(intake, k) for k in intake.__dataclass_fields__})
+            return
+        typer.echo(f"request {intake.ref}: {intake.state}")
+        typer.echo(f"  {intake.status}")
+        typer.echo(f"  due {intake.due_at:%Y-%m-%d}")
+        if intake.code_sent_to:
+            typer.echo(
+                f"  a code was sent by {intake.code_sent_to}: lawful request verify {intake.ref} CODE"
+            )
+
+
+@request_app.command("verify")
+def verify_(
+    ref: RefArg,
+    code: Annotated[str, typer.Argument(help="The code the person received")],
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    dataset: DatasetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the person's code; a right one lets the request go on."""
+    with _engine(policy, store, keyring, dataset) as engine:
+        _show(engine.requests.verify(ref, code), as_json)
+
+
+@request_app.command("run")
+def run(
+    limit: Annotated[int | None, typer.Option(help="Run at most this many requests")] = None,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    dataset: DatasetOption = None,
+) -> None:
+    """Carry out the requests waiting to run (verified, approved where needed)."""
+    with _engine(policy, store, keyring, dataset) as engine:
+        done = engine.requests.run_pending(limit=limit)
+        typer.echo(f"ran {done} request{'s' if done != 1 else ''}")
+
+
+@request_app.command("show")
+def show(
+    ref: RefArg,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A request's state, deadline, steps and outcome."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.show(ref), as_json)
+
+
+@request_app.command("list")
+def list_(
+    due_within: Annotated[str | None, typer.Option(help="Due within, e.g. 3d, 12h, 2w")] = None,
+    overdue: Annotated[bool, typer.Option(help="Only overdue requests")] = False,
+    state: Annotated[str | None, typer.Option(help="Only requests in this state")] = None,
+    closed: Annotated[bool, typer.Option(help="Include closed requests")] = False,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open requests by due date, soonest first."""
+    window = None
+    if due_within is not None:
+        try:
+            window = parse_window(due_within)
+        except DeadlineError as exc:
+            _usage(f"--due-within: {exc}")
+    if state is not None:
+        from lawful.requests.states import RequestState
+
+        if state not in RequestState.__members__:
+            _usage(f"--state {state!r}: use one of {', '.join(RequestState.__members__)}")
+    with _engine(policy, store, keyring, []) as engine:
+        views = engine.requests.list(
+            due_within=window, overdue=overdue, state=state, open_only=not closed
+        )
+        if as_json:
+            _print([v.to_dict() for v in views])
+            return
+        if not views:
+            typer.echo("no requests")
+        for v in views:
+            flag = " OVERDUE" if v.overdue else ""
+            typer.echo(f"{v.ref}  {v.kind:<20} {v.state:<22} due {v.due_at:%Y-%m-%d}{flag}")
+
+
+@request_app.command("approve")
+def approve(
+    ref: RefArg,
+    by: Annotated[str, typer.Option(help="Who approves")],
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Let a request that needs a person's approval run."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.approve(ref, by=by), as_json)
+
+
+@request_app.command("extend")
+def extend(
+    ref: RefArg,
+    reason: Annotated[str, typer.Option(help="Why more time is needed (told to the person)")],
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Extend the deadline as far as the law allows, once."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.extend(ref, reason), as_json)
+
+
+@request_app.command("deny")
+def deny(
+    ref: RefArg,
+    rule: Annotated[str, typer.Option(help="The ground, one the policy lists (e.g. legal_claims)")],
+    detail: Annotated[str | None, typer.Option(help="More for the person")] = None,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Refuse a request on a ground the policy lists; the person is told."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.deny(ref, rule, detail=detail), as_json)
+
+
+@request_app.command("withdraw")
+def withdraw(
+    ref: RefArg,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The person withdraws their request."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.withdraw(ref), as_json)
+
+
+@request_app.command("receipt")
+def receipt(
+    ref: RefArg,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+) -> None:
+    """Print a completed request's signed receipt and check it against the audit log."""
+    with _engine(policy, store, keyring, []) as engine:
+        view = engine.requests.show(ref)
+        if view.receipt is None:
+            _usage(f"request {ref} has no receipt yet (it is {view.state})")
+        _print(view.receipt)
+        if not engine.requests.check_receipt(ref):
+            _refuse(f"the receipt of request {ref} does not match its signature or the audit log")
+        typer.echo("✓ signed, and chained in the audit log", err=True)

@@ -1,0 +1,944 @@
+"""`Requests`: a data-subject request from intake to proof, for one controller.
+
+    submit ─▶ verify (code, signed-in assertion, or the controller vouching in processor
+    mode) ─▶ approve (when the policy asks a person to) ─▶ run (a durable job, step by
+    step, against every dataset and lawful's own records) ─▶ proof ─▶ receipt
+
+Every change of state is one transaction that also appends its audit event, so the log
+and the request never disagree. Nothing personal is stored in clear: the identity given
+is kept as its keyed hash (and sealed, to write to the person); the kind's parameters
+(a rectification's new values) are sealed too.
+
+A request for an identity lawful has never seen is taken, stored and answered exactly
+like any other (a code is sent to the address given, the answer has the same shape and
+takes the same time): whether someone is a customer is not revealed to whoever asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lawful.audit import NewEvent, append
+from lawful.audit.log import lock_head
+from lawful.consent import Consent
+from lawful.datasets import Datasets
+from lawful.policy import Policy
+from lawful.policy.vocabulary import RequestKind
+from lawful.requests import deadlines as dl
+from lawful.requests import jobs as job_queue
+from lawful.requests import messages, package, refusals, verify
+from lawful.requests.states import CLOSED, STATUS_TEXT, RequestState, check_move
+from lawful.requests.tables import request_steps, requests
+from lawful.store import PolicyVersion, Store
+from lawful.subjects import Identity, IdentityError, IdentityKind, Keyring
+
+S = RequestState
+CONTACT = b"requests.contact"  # AES-GCM contexts: a sealed value opens only where it belongs
+PARAMS = b"requests.params"
+CODE_MINUTES = 30
+PUBLIC_URL_ENV = "LAWFUL_PUBLIC_URL"  # where people reach lawful: links in messages
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+INTAKE_FLOOR = 0.25  # seconds: every intake answer takes at least this long (no enumeration)
+# Kinds that change nothing for the person and so need no approval even when asked for.
+READ_ONLY = frozenset({RequestKind.confirm, RequestKind.access, RequestKind.portability})
+RECEIPT_KEY = "request-receipts"
+
+
+class RequestError(ValueError):
+    """A request that cannot be taken or moved as asked; the message says why and what to do."""
+
+
+class UnknownRequest(RequestError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such request"
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as its subject and the privacy team see it (no personal data)."""
+
+    ref: str
+    kind: str
+    state: str
+    status: str  # plain words for the subject
+    received_at: datetime
+    due_at: datetime
+    acknowledge_by: datetime | None
+    verified_at: datetime | None
+    verified_by: str | None
+    extended: bool
+    extension_reason: str | None
+    closed_at: datetime | None
+    jurisdiction: str | None
+    outcome: dict[str, Any] | None
+    refusal: dict[str, Any] | None
+    receipt: dict[str, Any] | None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def overdue(self) -> bool:
+        return self.closed_at is None and self.due_at < datetime.now(UTC)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for k, v in out.items():
+            if isinstance(v, datetime):
+                out[k] = v.isoformat()
+        out["overdue"] = self.overdue
+        return out
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What `submit` answers: the same shape whoever the identity belongs to."""
+
+    ref: str
+    state: str
+    status: str
+    due_at: datetime
+    code_sent_to: str | None  # the channel ("email"), never the address
+
+
+class Requests:
+    """Data-subject requests for the controller of `policy`."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        version: PolicyVersion,
+        keyring: Keyring,
+        consent: Consent,
+        datasets: Datasets | None = None,
+        *,
+        sender: messages.Sender | None = None,
+        clock: Callable[[], datetime] | None = None,
+        package_window: timedelta = timedelta(days=7),
+        intake_floor: float = INTAKE_FLOOR,
+        public_url: str | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.version = version
+        self.keyring = keyring
+        self.consent = consent
+        self.datasets = datasets
+        self.sender = sender or messages.MemorySender()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.package_window = package_window
+        self.intake_floor = intake_floor
+        self.key = policy.key
+        self.controller_id = store.ensure_controller(policy.key, policy.controller.name)
+        self.jobs = job_queue.Jobs(store)
+        self.letterhead = messages.Letterhead.from_policy(policy)
+        self.public_url = (
+            public_url or os.environ.get(PUBLIC_URL_ENV) or DEFAULT_PUBLIC_URL
+        ).rstrip("/")
+
+    # -- intake ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        identity: Identity | str,
+        *,
+        jurisdiction: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        channel: str = "api",
+        assertion: str | None = None,
+        on_behalf: verify.OnBehalf | None = None,
+        submitted_by: str | None = None,
+    ) -> Intake:
+        """Take a request. It is verified at once with a signed-in `assertion` (or when a
+        controller submits it in processor mode, `submitted_by`); otherwise a code is sent
+        to the email or phone given and `verify(ref, code)` continues it."""
+        started = time.monotonic()
+        request_kind = self._kind(kind)
+        who = self._identity(identity)
+        values = self._params(request_kind, params)
+        if jurisdiction is not None:
+            self._jurisdiction(jurisdiction)
+        trusted_by: str | None = None
+        if assertion is not None:
+            try:
+                vouched = verify.read_assertion(
+                    self.keyring, assertion, controller=self.key, now=self.clock()
+                )
+            except verify.AssertionRejected as exc:
+                raise RequestError(f"the signed-in assertion was refused: {exc}") from None
+            if vouched != who:
+                raise RequestError(
+                    "the signed-in assertion vouches for another identity than the request's"
+                )
+            trusted_by = "signed_in"
+        elif submitted_by is not None:
+            trusted_by = "controller"
+        elif who.kind.value not in ("email", "phone"):
+            raise RequestError(
+                f"a request by {who.kind.value} id cannot be verified by a code: submit it "
+                "with the email or phone on file, or with a signed-in assertion from your app"
+            )
+        now = self.clock()
+        ref = uuid.uuid4().hex
+        deadline = dl.compute_deadline(self.policy, request_kind, jurisdiction, now)
+        on_behalf_record = (
+            verify.on_behalf_record(
+                self.keyring, on_behalf, agents_allowed=self.policy.requests.authorised_agents
+            )
+            if on_behalf is not None
+            else None
+        )
+
+        def work(conn: Connection) -> Intake:
+            lock_head(conn, self.controller_id)
+            identity_hash = self.keyring.hash(who)
+            subject_id = self._subject_id(conn, who)
+            key_id, contact = self.keyring.encrypt(who.value, context=CONTACT + ref.encode())
+            sealed = None
+            if values:
+                _, sealed = self.keyring.encrypt(
+                    json.dumps(values, sort_keys=True, default=str),
+                    context=PARAMS + ref.encode(),
+                )
+            row = {
+                "controller_id": self.controller_id,
+                "ref": ref,
+                "kind": request_kind.value,
+                "state": S.received.value,
+                "subject_id": subject_id,
+                "identity_kind": who.kind.value,
+                "identity_hash": identity_hash,
+                "contact_ciphertext": contact,
+                "params_ciphertext": sealed,
+                "key_id": key_id,
+                "jurisdiction": jurisdiction,
+                "channel": channel,
+                "submitted_by": submitted_by,
+                "on_behalf": on_behalf_record,
+                "policy_version": self.version.number,
+                "received_at": now,
+                "acknowledge_by": deadline.acknowledge_by,
+                "due_at": deadline.due_at,
+                "updated_at": now,
+            }
+            request_id = conn.execute(
+                sa.insert(requests).values(row).returning(requests.c.id)
+            ).scalar_one()
+            events = [
+                NewEvent(
+                    "request.received",
+                    subject=identity_hash,
+                    data={
+                        "ref": ref,
+                        "kind": request_kind.value,
+                        "channel": channel,
+                        "jurisdiction": jurisdiction,
+                        "due_at": deadline.due_at.isoformat(),
+                        "basis": deadline.basis,
+                        "on_behalf": (on_behalf_record or {}).get("role"),
+                        "submitted_by": submitted_by,
+                    },
+                )
+            ]
+            earlier = self._earlier(conn, identity_hash, request_kind, request_id)
+            refusal = refusals.check_repeat(self.policy, request_kind, earlier, now)
+            if refusal is not None:
+                self._close(conn, request_id, ref, S.received, S.denied, now, refusal=refusal)
+                events.append(self._event(ref, identity_hash, S.received, S.denied, refusal.rule))
+                append(conn, self.controller_id, self.key, events)
+                self._tell(
+                    conn,
+                    request_id,
+                    ref,
+                    request_kind,
+                    who,
+                    "denied",
+                    rule=refusal.rule,
+                    rule_text=refusal.text,
+                )
+                return Intake(ref, S.denied.value, STATUS_TEXT[S.denied], deadline.due_at, None)
+            if trusted_by is not None:
+                state = self._verified(conn, request_id, ref, request_kind, S.received, now)
+                conn.execute(
+                    sa.update(requests)
+                    .where(requests.c.id == request_id)
+                    .values(verified_by=trusted_by)
+                )
+                events.append(self._event(ref, identity_hash, S.received, S.verified, trusted_by))
+                if state is not S.verified:
+                    events.append(self._event(ref, identity_hash, S.verified, state))
+                append(conn, self.controller_id, self.key, events)
+                self._tell(
+                    conn,
+                    request_id,
+                    ref,
+                    request_kind,
+                    who,
+                    "acknowledged",
+                    due=deadline.due_at.date(),
+                )
+                return Intake(ref, state.value, STATUS_TEXT[state], deadline.due_at, None)
+            self._move(conn, request_id, S.received, S.awaiting_verification, now)
+            events.append(self._event(ref, identity_hash, S.received, S.awaiting_verification))
+            append(conn, self.controller_id, self.key, events)
+            channel_to = "email" if who.kind.value == "email" else "phone"
+            code = verify.issue_code(
+                conn,
+                self.keyring,
+                request_id,
+                channel_to,
+                now,
+                ttl=timedelta(minutes=CODE_MINUTES),
+            )
+            self._tell(
+                conn, request_id, ref, request_kind, who, "code", code=code, minutes=CODE_MINUTES
+            )
+            return Intake(
+                ref,
+                S.awaiting_verification.value,
+                STATUS_TEXT[S.awaiting_verification],
+                deadline.due_at,
+                channel_to,
+            )
+
+        try:
+            return self.store.write(work)
+        finally:
+            self._deliver()
+            _wait_until(started + self.intake_floor)
+
+    def verify(self, ref: str, code: str) -> RequestView:
+        """Check the code the person typed; a right one verifies the request."""
+        started = time.monotonic()
+        now = self.clock()
+
+        def work(conn: Connection) -> verify.CodeCheck:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            state = S(row.state)
+            if state is not S.awaiting_verification:
+                raise RequestError(
+                    f"request {ref} is {state.value}, not awaiting verification: nothing to verify"
+                )
+            check = verify.check_code(conn, self.keyring, row.id, code, now)
+            if check.result is not verify.CodeResult.ok:
+                append(
+                    conn,
+                    self.controller_id,
+                    self.key,
+                    [
+                        NewEvent(
+                            "request.verification_failed",
+                            subject=row.identity_hash,
+                            data={"ref": ref, "result": check.result.value},
+                        )
+                    ],
+                )
+                return check
+            new = self._verified(conn, row.id, ref, RequestKind(row.kind), state, now)
+            conn.execute(
+                sa.update(requests).where(requests.c.id == row.id).values(verified_by="email_code")
+            )
+            events = [self._event(ref, row.identity_hash, state, S.verified, "code")]
+            if new is not S.verified:
+                events.append(self._event(ref, row.identity_hash, S.verified, new))
+            append(conn, self.controller_id, self.key, events)
+            self._tell(
+                conn,
+                row.id,
+                ref,
+                row.kind,
+                self._contact(row),
+                "acknowledged",
+                due=row.due_at.date(),
+            )
+            return check
+
+        try:
+            check = self.store.write(work)
+        finally:
+            self._deliver()
+            _wait_until(started + self.intake_floor)
+        if check.result is not verify.CodeResult.ok:
+            raise RequestError(_CODE_TEXT[check.result].format(left=check.attempts_left))
+        return self.show(ref)
+
+    # -- the privacy team -------------------------------------------------------------------
+
+    def approve(self, ref: str, *, by: str) -> RequestView:
+        """A person of the privacy team lets a request that needs approval run."""
+        if not by.strip():
+            raise RequestError("say who approves (--by NAME)")
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            now = self.clock()
+            self._move(conn, row.id, S(row.state), S.in_progress, now)
+            job_queue.enqueue(conn, request_id=row.id, controller_id=self.controller_id, now=now)
+            append(
+                conn,
+                self.controller_id,
+                self.key,
+                [
+                    self._event(
+                        ref, row.identity_hash, S(row.state), S.in_progress, f"approved by {by}"
+                    )
+                ],
+            )
+
+        self.store.write(work)
+        return self.show(ref)
+
+    def deny(self, ref: str, rule: str, *, detail: str | None = None) -> RequestView:
+        """Refuse a request on a ground the policy lists; the person is told the rule."""
+        try:
+            refusal = refusals.exception_refusal(self.policy, rule, detail)
+        except refusals.RefusalError as exc:
+            raise RequestError(str(exc)) from None
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            now = self.clock()
+            state = S(row.state)
+            self._close(conn, row.id, ref, state, S.denied, now, refusal=refusal)
+            append(
+                conn,
+                self.controller_id,
+                self.key,
+                [self._event(ref, row.identity_hash, state, S.denied, refusal.rule)],
+            )
+            self._tell(
+                conn,
+                row.id,
+                ref,
+                row.kind,
+                self._contact(row),
+                "denied",
+                rule=refusal.rule,
+                rule_text=refusal.text,
+            )
+
+        self.store.write(work)
+        self._deliver()
+        return self.show(ref)
+
+    def extend(self, ref: str, reason: str) -> RequestView:
+        """Use the extension the law allows, once, with a reason the person is told."""
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            if S(row.state).closed:
+                raise RequestError(f"request {ref} is {row.state}: it can no longer be extended")
+            now = self.clock()
+            current = self._deadline(row)
+            try:
+                longer = dl.extend(current, reason, now)
+            except dl.DeadlineError as exc:
+                raise RequestError(f"request {ref}: {exc}") from None
+            conn.execute(
+                sa.update(requests)
+                .where(requests.c.id == row.id)
+                .values(
+                    due_at=longer.due_at,
+                    extended_at=now,
+                    extension_reason=reason,
+                    updated_at=now,
+                )
+            )
+            append(
+                conn,
+                self.controller_id,
+                self.key,
+                [
+                    NewEvent(
+                        "request.extended",
+                        subject=row.identity_hash,
+                        data={"ref": ref, "due_at": longer.due_at.isoformat(), "reason": reason},
+                    )
+                ],
+            )
+            self._tell(
+                conn,
+                row.id,
+                ref,
+                row.kind,
+                self._contact(row),
+                "extended",
+                reason=longer.extension_reason,
+                due=longer.due_at.date(),
+            )
+
+        self.store.write(work)
+        self._deliver()
+        return self.show(ref)
+
+    def withdraw(self, ref: str) -> RequestView:
+        """The person withdraws their request (before it runs)."""
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            state = S(row.state)
+            self._close(conn, row.id, ref, state, S.withdrawn, self.clock())
+            append(
+                conn,
+                self.controller_id,
+                self.key,
+                [self._event(ref, row.identity_hash, state, S.withdrawn)],
+            )
+
+        self.store.write(work)
+        return self.show(ref)
+
+    def ask_clarification(self, ref: str, question: str) -> RequestView:
+        """Ask the person for more; where the law says so the clock stops until they reply."""
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            state = S(row.state)
+            now = self.clock()
+            self._move(conn, row.id, state, S.awaiting_clarification, now)
+            conn.execute(
+                sa.update(requests)
+                .where(requests.c.id == row.id)
+                .values(
+                    paused_at=now if self._deadline(row).pauses else None,
+                    outcome={"resume_to": state.value},
+                )
+            )
+            append(
+                conn,
+                self.controller_id,
+                self.key,
+                [self._event(ref, row.identity_hash, state, S.awaiting_clarification)],
+            )
+            self._tell(
+                conn,
+                row.id,
+                ref,
+                row.kind,
+                self._contact(row),
+                "awaiting_clarification",
+                question=question,
+            )
+
+        self.store.write(work)
+        self._deliver()
+        return self.show(ref)
+
+    def clarified(self, ref: str) -> RequestView:
+        """The person replied: the request goes on where it was, its deadline pushed by the pause."""
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            if S(row.state) is not S.awaiting_clarification:
+                raise RequestError(f"request {ref} is {row.state}, not awaiting clarification")
+            now = self.clock()
+            back = S((row.outcome or {}).get("resume_to", S.verified.value))
+            due = row.due_at
+            paused_days = row.paused_days
+            if row.paused_at is not None:
+                due = dl.paused(row.due_at, row.paused_at, now)
+                paused_days += (due - row.due_at).days
+            self._move(conn, row.id, S.awaiting_clarification, back, now)
+            conn.execute(
+                sa.update(requests)
+                .where(requests.c.id == row.id)
+                .values(due_at=due, paused_at=None, paused_days=paused_days, outcome=None)
+            )
+            if back is S.in_progress:
+                job_queue.enqueue(
+                    conn, request_id=row.id, controller_id=self.controller_id, now=now
+                )
+            append(
+                conn,
+                self.controller_id,
+                self.key,
+                [self._event(ref, row.identity_hash, S.awaiting_clarification, back)],
+            )
+
+        self.store.write(work)
+        return self.show(ref)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def show(self, ref: str) -> RequestView:
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, ref)
+            steps = conn.execute(
+                sa.select(request_steps)
+                .where(request_steps.c.request_id == row.id)
+                .order_by(request_steps.c.seq)
+            ).all()
+        return _view(row, steps)
+
+    def list(
+        self,
+        *,
+        due_within: timedelta | None = None,
+        overdue: bool = False,
+        state: str | None = None,
+        open_only: bool = True,
+    ) -> list[RequestView]:
+        """Requests by due date, soonest first: `due_within` a window, or only `overdue` ones."""
+        now = self.clock()
+        query = sa.select(requests).where(requests.c.controller_id == self.controller_id)
+        if state is not None:
+            query = query.where(requests.c.state == S(state).value)
+        elif open_only or overdue or due_within is not None:
+            query = query.where(requests.c.state.notin_([s.value for s in CLOSED]))
+        if overdue:
+            query = query.where(requests.c.due_at < now)
+        if due_within is not None:
+            query = query.where(requests.c.due_at <= now + due_within)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query.order_by(requests.c.due_at, requests.c.id)).all()
+        return [_view(row, []) for row in rows]
+
+    def download(self, token: str) -> bytes:
+        """The access or portability package behind a link from the person's message.
+
+        Raises `package.PackageError` (a `LinkRejected` or `PackageUnavailable`, whose
+        message says why) for a bad, expired or purged link.
+        """
+        now = self.clock()
+
+        def work(conn: Connection) -> bytes:
+            lock_head(conn, self.controller_id)
+            data = package.open_package(conn, self.keyring, token, now)
+            ref = package.check_link(self.keyring, token, now)
+            row = self._row(conn, ref)
+            append(
+                conn,
+                self.controller_id,
+                self.key,
+                [
+                    NewEvent(
+                        "request.package_downloaded",
+                        subject=row.identity_hash,
+                        data={"ref": ref, "bytes": len(data)},
+                    )
+                ],
+            )
+            return data
+
+        return self.store.write(work)
+
+    def link(self, token: str) -> str:
+        """The URL a person downloads their package from."""
+        return f"{self.public_url}/requests/download?token={token}"
+
+    # -- running -------------------------------------------------------------------------
+
+    def run_pending(self, *, limit: int | None = None) -> int:
+        """Claim and run queued jobs until none is left (or `limit`); how many ran."""
+        done = 0
+        while limit is None or done < limit:
+            claim = self.jobs.claim(controller_id=self.controller_id)
+            if claim is None:
+                break
+            self.execute(claim)
+            done += 1
+        return done
+
+    def execute(self, claim: job_queue.Claim) -> None:
+        """Carry out a claimed request, step by step (see lawful.requests.execute)."""
+        from lawful.requests.execute import execute
+
+        execute(self, claim)
+        self._deliver()
+
+    # -- helpers shared with execute -----------------------------------------------------
+
+    def _row(self, conn: Connection, ref: str, *, lock: bool = False) -> Any:
+        query = sa.select(requests).where(
+            requests.c.ref == ref, requests.c.controller_id == self.controller_id
+        )
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise UnknownRequest(f"no request {ref!r} (see `lawful request list`)")
+        return row
+
+    def _move(
+        self,
+        conn: Connection,
+        request_id: int,
+        current: RequestState,
+        new: RequestState,
+        now: datetime,
+    ) -> None:
+        try:
+            check_move(current, new)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+        values: dict[str, Any] = {"state": new.value, "updated_at": now}
+        if new is S.verified:
+            values["verified_at"] = now
+        if new.closed:
+            values["closed_at"] = now
+        done = conn.execute(
+            sa.update(requests)
+            .where(requests.c.id == request_id, requests.c.state == current.value)
+            .values(values)
+        ).rowcount
+        if done != 1:  # another transaction moved it first
+            raise RequestError("the request changed meanwhile; look at it again and retry")
+
+    def _close(
+        self,
+        conn: Connection,
+        request_id: int,
+        ref: str,
+        current: RequestState,
+        new: RequestState,
+        now: datetime,
+        *,
+        refusal: refusals.Refusal | None = None,
+    ) -> None:
+        self._move(conn, request_id, current, new, now)
+        if refusal is not None:
+            conn.execute(
+                sa.update(requests)
+                .where(requests.c.id == request_id)
+                .values(refusal={"rule": refusal.rule, "text": refusal.text, "fee": refusal.fee})
+            )
+
+    def _verified(
+        self,
+        conn: Connection,
+        request_id: int,
+        ref: str,
+        kind: RequestKind,
+        current: RequestState,
+        now: datetime,
+    ) -> RequestState:
+        """Mark verified, then await approval or queue the job; the state it ends in."""
+        self._move(conn, request_id, current, S.verified, now)
+        if kind in self.policy.requests.approval and kind not in READ_ONLY:
+            self._move(conn, request_id, S.verified, S.awaiting_approval, now)
+            return S.awaiting_approval
+        self._move(conn, request_id, S.verified, S.in_progress, now)
+        job_queue.enqueue(conn, request_id=request_id, controller_id=self.controller_id, now=now)
+        return S.in_progress
+
+    def _event(
+        self,
+        ref: str,
+        subject: str | None,
+        old: RequestState,
+        new: RequestState,
+        why: str | None = None,
+    ) -> NewEvent:
+        data: dict[str, Any] = {"ref": ref, "from": old.value, "to": new.value}
+        if why:
+            data["why"] = why
+        return NewEvent(f"request.{new.value}", subject=subject, data=data)
+
+    def _earlier(
+        self, conn: Connection, identity_hash: str, kind: RequestKind, request_id: int
+    ) -> list[datetime]:
+        rows = conn.execute(
+            sa.select(requests.c.received_at).where(
+                requests.c.controller_id == self.controller_id,
+                requests.c.identity_hash == identity_hash,
+                requests.c.kind == kind.value,
+                requests.c.id != request_id,
+                requests.c.state.notin_([S.withdrawn.value, S.denied.value]),
+            )
+        ).scalars()
+        return list(rows)
+
+    def _subject_id(self, conn: Connection, who: Identity) -> int | None:
+        from lawful.subjects import registry
+
+        subject = registry.find(conn, self.consent.context, who)
+        return subject.id if subject is not None else None
+
+    def _contact(self, row: Any) -> Identity:
+        value = self.keyring.decrypt(
+            row.key_id, row.contact_ciphertext, context=CONTACT + row.ref.encode()
+        )
+        return Identity._normalised(IdentityKind(row.identity_kind), value)
+
+    def params(self, row: Any) -> dict[str, Any]:
+        if row.params_ciphertext is None:
+            return {}
+        text = self.keyring.decrypt(
+            row.key_id, row.params_ciphertext, context=PARAMS + row.ref.encode()
+        )
+        return json.loads(text)
+
+    def _deadline(self, row: Any) -> dl.Deadline:
+        """The request's deadline as computed at receipt, moved by its pauses so far."""
+        if row.extended_at is not None:
+            raise RequestError(
+                f"request {row.ref} was already extended on {row.extended_at:%Y-%m-%d}: "
+                "a deadline may be extended only once"
+            )
+        deadline = dl.compute_deadline(
+            self.policy, RequestKind(row.kind), row.jurisdiction, row.received_at
+        )
+        if row.paused_days:
+            deadline = dl.pause(deadline, row.paused_days)
+        return deadline
+
+    def _tell(
+        self,
+        conn: Connection,
+        request_id: int,
+        ref: str,
+        kind: str,
+        to: Identity,
+        template: str,
+        **fields: Any,
+    ) -> None:
+        """Queue a message to the person (sent after the transaction commits)."""
+        if to.kind.value not in ("email", "phone"):
+            return  # an account id has no address: the app shows the status instead
+        channel = "email" if to.kind.value == "email" else "sms"
+        subject, body = messages.render_message(
+            template, self.letterhead, ref=ref, kind=str(kind), **fields
+        )
+        messages.queue_message(
+            conn,
+            self.keyring,
+            controller_id=self.controller_id,
+            request_id=request_id,
+            template=template,
+            channel=channel,
+            to=to.value,
+            subject=subject,
+            body=body,
+            now=self.clock(),
+        )
+
+    def _deliver(self) -> None:
+        messages.deliver_pending(self.store, self.keyring, self.sender)
+
+    def _kind(self, kind: str) -> RequestKind:
+        try:
+            value = RequestKind(kind)
+        except ValueError:
+            raise RequestError(
+                f"unknown request kind {kind!r}: use one of "
+                f"{', '.join(k.value for k in self.policy.requests.kinds)}"
+            ) from None
+        if value not in self.policy.requests.kinds:
+            offered = ", ".join(k.value for k in self.policy.requests.kinds)
+            raise RequestError(
+                f"{self.policy.controller.name} does not offer {value.value} requests (offered: {offered})"
+            )
+        return value
+
+    def _identity(self, identity: Identity | str) -> Identity:
+        if isinstance(identity, Identity):
+            return identity
+        try:
+            return Identity.parse(identity)
+        except IdentityError as exc:
+            raise RequestError(str(exc)) from None
+
+    def _jurisdiction(self, key: str) -> None:
+        from lawful.policy.jurisdictions import UnknownJurisdictionError, get_jurisdiction
+
+        try:
+            get_jurisdiction(key)
+        except UnknownJurisdictionError as exc:
+            raise RequestError(str(exc)) from None
+
+    def _params(self, kind: RequestKind, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        from lawful.requests.execute import check_params
+
+        return check_params(self, kind, dict(params or {}))
+
+    # -- receipts ------------------------------------------------------------------------
+
+    def sign(self, receipt: Mapping[str, Any]) -> str:
+        body = json.dumps(receipt, sort_keys=True, separators=(",", ":"), default=str).encode()
+        return hmac.new(self.keyring.derive(RECEIPT_KEY), body, hashlib.sha256).hexdigest()
+
+    def check_receipt(self, ref: str) -> bool:
+        """The receipt is the one signed, and its hash is in the audit log's chain."""
+        view = self.show(ref)
+        if view.receipt is None:
+            raise RequestError(f"request {ref} has no receipt yet (it is {view.state})")
+        signed = dict(view.receipt)
+        signature = signed.pop("signature", "")
+        if not hmac.compare_digest(signature, self.sign(signed)):
+            return False
+        digest = receipt_hash(signed)
+        from lawful.audit import AuditLog
+
+        with self.store.engine.connect() as conn:
+            subject = self._row(conn, ref).identity_hash
+        log = AuditLog(self.store, self.key)
+        return log.verify().ok and any(
+            e.kind == "request.receipt" and (e.data or {}).get("receipt_sha256") == digest
+            for e in log.events(subject=subject)
+        )
+
+
+def receipt_hash(receipt: Mapping[str, Any]) -> str:
+    body = json.dumps(receipt, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
+_CODE_TEXT = {
+    verify.CodeResult.wrong: "that code is not right; {left} attempts left",
+    verify.CodeResult.expired: "that code has expired: ask for a new one",
+    verify.CodeResult.used: "that code was already used: ask for a new one",
+    verify.CodeResult.locked: "too many wrong codes: ask for a new one",
+    verify.CodeResult.none: "no code was sent for this request: ask for one",
+}
+
+
+def _view(row: Any, steps: Sequence[Any]) -> RequestView:
+    state = S(row.state)
+    return RequestView(
+        ref=row.ref,
+        kind=row.kind,
+        state=state.value,
+        status=STATUS_TEXT[state],
+        received_at=row.received_at,
+        due_at=row.due_at,
+        acknowledge_by=row.acknowledge_by,
+        verified_at=row.verified_at,
+        verified_by=row.verified_by,
+        extended=row.extended_at is not None,
+        extension_reason=row.extension_reason,
+        closed_at=row.closed_at,
+        jurisdiction=row.jurisdiction,
+        outcome=row.outcome,
+        refusal=row.refusal,
+        receipt=row.receipt,
+        steps=[{"seq": s.seq, "name": s.name, "state": s.state, "result": s.result} for s in steps],
+    )
+
+
+def _wait_until(deadline: float) -> None:
+    left = deadline - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+
+
+def identities_of(values: Iterable[str]) -> list[Identity]:
+    return [Identity.parse(v) for v in values]

@@ -1,0 +1,469 @@
+"""Requests end to end, on the sample shop: submitted, verified by the code the person
+received, run, and checked with plain SQL on the shop's database, the person's status,
+the messages, the audit log and the receipt. On SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from examples.shop.generate import generate
+from lawful.audit import AuditLog
+from lawful.engine import Engine
+from lawful.policy import load_policy_text
+from lawful.requests import package
+from lawful.requests.messages import MemorySender
+from lawful.requests.service import RequestError, Requests
+from lawful.subjects import Keyring
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP_DATASET = ROOT / "examples" / "shop" / "dataset.yaml"
+SHOP_POLICY = ROOT / "examples" / "shop" / "policy.yaml"
+CUSTOMERS = 60
+TAXED = (
+    "SELECT 1 FROM tax_records t JOIN payments p ON p.id = t.payment_id "
+    "JOIN orders o ON o.id = p.order_id WHERE o.customer_id = c.id"
+)
+
+# The shop's policy offering every kind it can, a repeat limit, two grounds for refusal.
+REQUESTS = """requests:
+  kinds: [confirm, access, portability, rectification, erasure, account_closure, restriction, objection, withdraw_consent]
+  verification: [email_code, signed_in]
+  deadline:
+    default: 1 month
+    extension: 2 months
+  repeat_limit: {count: 2, per: 12 months}
+  fee: {default: free, when_excessive: cost_fee}
+  exceptions: [legal_claims, others_rights]
+"""
+
+
+def shop_policy_text() -> str:
+    text = SHOP_POLICY.read_text()
+    start = text.index("requests:\n")
+    end = text.index("\nmarketing:")
+    return text[:start] + REQUESTS + text[end:]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(store URL, shop URL): on SQLite two files; on PostgreSQL one fresh database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lawful.db'}", f"sqlite:///{tmp_path / 'shop.db'}"
+    url = request.getfixturevalue("pg_url")
+    return url, url
+
+
+@pytest.fixture
+def shop_url(urls: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    generate(urls[1], CUSTOMERS, seed=3)
+    monkeypatch.setenv("SHOP_DATABASE_URL", urls[1])
+    return urls[1]
+
+
+@pytest.fixture
+def sender() -> MemorySender:
+    return MemorySender()
+
+
+@pytest.fixture
+def engine(urls: tuple[str, str], shop_url: str, sender: MemorySender) -> Iterator[Engine]:
+    loaded = load_policy_text(shop_policy_text(), "shop-policy.yaml")
+    with Engine.open(
+        loaded, urls[0], keyring=Keyring.generate(), datasets=[SHOP_DATASET], sender=sender
+    ) as opened:
+        opened.requests.intake_floor = 0.0  # tests of timing set it themselves
+        yield opened
+
+
+def shop_rows(url: str, sql: str, **params: Any) -> list[Any]:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params))
+    finally:
+        engine.dispose()
+
+
+def a_customer(url: str, condition: str = "1 = 1") -> tuple[int, str]:
+    row = shop_rows(url, f"SELECT id, email FROM customers c WHERE {condition} ORDER BY id")[0]
+    return row[0], row[1]
+
+
+def code_for(sender: MemorySender, email: str) -> str:
+    body = sender.last(to=email, template="code").body
+    digits = [line.strip() for line in body.splitlines() if line.strip().isdigit()]
+    assert len(digits) == 1, body
+    return digits[0]
+
+
+def submit_and_verify(
+    requests: Requests, sender: MemorySender, kind: str, email: str, **kw: Any
+) -> str:
+    intake = requests.submit(kind, f"email:{email}", jurisdiction="eu", **kw)
+    assert intake.state == "awaiting_verification" and intake.code_sent_to == "email"
+    requests.verify(intake.ref, code_for(sender, email))
+    return intake.ref
+
+
+def events_of(engine: Engine, ref: str) -> list[str]:
+    log = AuditLog(engine.store, engine.policy.key)
+    return [e.kind for e in log.events() if (e.data or {}).get("ref") == ref]
+
+
+# --- access and portability ---------------------------------------------------------------
+
+
+def test_access_request_from_intake_to_download(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    requests = engine.requests
+    customer, email = a_customer(shop_url)
+    ref = submit_and_verify(requests, sender, "access", email)
+    assert requests.show(ref).state == "in_progress"
+    assert requests.run_pending() == 1
+
+    view = requests.show(ref)
+    assert view.state == "completed"
+    assert view.status == "Your request is complete."
+    assert [s["name"] for s in view.steps] == ["package", "close"]
+    assert all(s["state"] == "done" for s in view.steps)
+
+    # The person got the link by mail; it opens the package, which holds their rows.
+    message = sender.last(to=email, template="package_ready")
+    token = message.body.split("token=")[1].split()[0]
+    with zipfile.ZipFile(io.BytesIO(requests.download(token))) as zf:
+        data = json.loads(zf.read("data.json"))
+        names = zf.namelist()
+    assert "summary.html" in names and "csv/shop/customers.csv" in names
+    (shop,) = data["datasets"]
+    customers = next(t for t in shop["tables"] if t["table"] == "customers")
+    assert [r["data"]["email"] for r in customers["rows"]] == [email]
+    orders = shop_rows(shop_url, "SELECT COUNT(*) FROM orders WHERE customer_id = :c", c=customer)[
+        0
+    ][0]
+    got_orders = next((t for t in shop["tables"] if t["table"] == "orders"), {"rows": []})
+    assert len(got_orders["rows"]) == orders
+    assert data["information"]["complaint"]  # Art. 15(1)(f): the authority
+    assert "account" in {p["key"] for p in data["information"]["purposes"]}
+
+    assert events_of(engine, ref) == [
+        "request.received",
+        "request.awaiting_verification",
+        "request.verified",
+        "request.in_progress",
+        "request.completed",
+        "request.receipt",
+        "request.package_downloaded",
+    ]
+    assert requests.check_receipt(ref)
+    assert engine.store  # the chain holds
+    assert AuditLog(engine.store, engine.policy.key).verify().ok
+
+
+def test_an_unknown_identity_gets_the_same_answer(engine: Engine, sender: MemorySender) -> None:
+    """No account enumeration: a stranger's request is taken, coded and answered alike."""
+    requests = engine.requests
+    intake = requests.submit("access", "email:nobody-here@example.org", jurisdiction="eu")
+    assert intake.state == "awaiting_verification" and intake.code_sent_to == "email"
+    requests.verify(intake.ref, code_for(sender, "nobody-here@example.org"))
+    requests.run_pending()
+    assert requests.show(intake.ref).state == "completed"
+    token = sender.last(template="package_ready").body.split("token=")[1].split()[0]
+    with zipfile.ZipFile(io.BytesIO(requests.download(token))) as zf:
+        data = json.loads(zf.read("data.json"))
+    assert all(not t["rows"] for d in data["datasets"] for t in d["tables"])
+
+
+def test_a_wrong_code_does_not_verify(engine: Engine, sender: MemorySender, shop_url: str) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    intake = requests.submit("access", f"email:{email}", jurisdiction="eu")
+    right = code_for(sender, email)
+    wrong = "000000" if right != "000000" else "111111"
+    with pytest.raises(RequestError, match="not right; 4 attempts left"):
+        requests.verify(intake.ref, wrong)
+    assert requests.show(intake.ref).state == "awaiting_verification"
+    assert requests.run_pending() == 0
+    assert "request.verification_failed" in events_of(engine, intake.ref)
+    requests.verify(intake.ref, right)
+    assert requests.show(intake.ref).state == "in_progress"
+
+
+# --- erasure --------------------------------------------------------------------------------
+
+
+def test_erasure_runs_proves_and_keeps_what_the_law_requires(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    requests = engine.requests
+    customer, email = a_customer(shop_url, f"EXISTS ({TAXED})")
+    logins = shop_rows(
+        shop_url, "SELECT COUNT(*) FROM login_events WHERE customer_id = :c", c=customer
+    )
+    assert logins[0][0] > 0
+    ref = submit_and_verify(requests, sender, "erasure", email)
+    requests.run_pending()
+
+    view = requests.show(ref)
+    # Invoices are kept ten years (tax law): the request is complete except for them.
+    assert view.state == "partially_completed"
+    assert [s["name"] for s in view.steps] == [
+        "dataset:shop:plan",
+        "dataset:shop:erase",
+        "records:close",
+        "proof",
+        "close",
+    ]
+    assert (
+        shop_rows(shop_url, "SELECT COUNT(*) FROM login_events WHERE customer_id = :c", c=customer)[
+            0
+        ][0]
+        == 0
+    )
+    (first_name,) = shop_rows(
+        shop_url, "SELECT first_name FROM customers WHERE id = :c", c=customer
+    )[0]
+    assert first_name == "erased"
+    assert (
+        shop_rows(shop_url, "SELECT COUNT(*) FROM customers WHERE email = :e", e=email)[0][0] == 0
+    )
+    taxes = shop_rows(
+        shop_url, TAXED.replace("c.id", ":c").replace("SELECT 1", "SELECT COUNT(*)"), c=customer
+    )
+    assert taxes[0][0] > 0
+
+    receipt = view.receipt
+    assert receipt is not None and receipt["state"] == "partially_completed"
+    kept_tables = {k["table"] for k in receipt["kept"]}
+    assert "tax_records" in kept_tables
+    assert any("invoices" in r for k in receipt["kept"] for r in k["reasons"])
+    assert requests.check_receipt(ref)
+    # The person is told what was kept and why.
+    message = sender.last(to=email, template="partially_completed")
+    assert "invoices" in message.body
+    assert events_of(engine, ref)[-2:] == ["request.partially_completed", "request.receipt"]
+    assert AuditLog(engine.store, engine.policy.key).verify().ok
+
+
+def test_a_tampered_receipt_is_detected(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    ref = submit_and_verify(requests, sender, "erasure", email)
+    requests.run_pending()
+    assert requests.check_receipt(ref)
+    from lawful.requests.tables import requests as table
+
+    receipt = requests.show(ref).receipt
+    assert receipt is not None
+    forged = {**receipt, "verified_by": "someone else"}
+    with engine.store.engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.ref == ref).values(receipt=forged))
+    assert not requests.check_receipt(ref)
+
+
+# --- the other kinds ---------------------------------------------------------------------------
+
+
+def test_rectification_changes_the_named_field(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    requests = engine.requests
+    customer, email = a_customer(shop_url)
+    ref = submit_and_verify(
+        requests,
+        sender,
+        "rectification",
+        email,
+        params={"changes": {"customers.last_name": "Fixed"}},
+    )
+    requests.run_pending()
+    assert requests.show(ref).state == "completed"
+    assert (
+        shop_rows(shop_url, "SELECT last_name FROM customers WHERE id = :c", c=customer)[0][0]
+        == "Fixed"
+    )
+
+
+def test_rectification_needs_its_changes(engine: Engine) -> None:
+    with pytest.raises(RequestError, match="names what to correct"):
+        engine.requests.submit("rectification", "email:a@example.com", params={})
+    with pytest.raises(RequestError, match="customers.shoe_size"):
+        engine.requests.submit(
+            "rectification", "email:a@example.com", params={"changes": {"customers.shoe_size": 4}}
+        )
+    assert engine.requests.list() == []  # nothing half-taken
+
+
+def test_restriction_objection_and_withdrawal_reach_decisions(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    requests, consent = engine.requests, engine.consent
+    _, email = a_customer(shop_url)
+    consent.give(f"email:{email}", "newsletter", method="checkbox")
+    assert consent.decide(f"email:{email}", "newsletter").allowed
+
+    ref = submit_and_verify(requests, sender, "withdraw_consent", email)
+    requests.run_pending()
+    assert requests.show(ref).outcome["records:withdraw"] == {
+        "purposes": {"newsletter": "withdrawn", "reviews": "not given"}
+    }
+    assert not consent.decide(f"email:{email}", "newsletter").allowed
+
+    ref = submit_and_verify(requests, sender, "objection", email, params={"purposes": ["security"]})
+    requests.run_pending()
+    assert requests.show(ref).state == "completed"
+    assert not consent.decide(f"email:{email}", "security").allowed
+
+    ref = submit_and_verify(requests, sender, "restriction", email)
+    requests.run_pending()
+    decision = consent.decide(f"email:{email}", "orders")
+    assert not decision.allowed
+
+
+def test_an_objection_to_a_consent_purpose_is_refused(engine: Engine) -> None:
+    with pytest.raises(RequestError, match="does not rest on legitimate interests"):
+        engine.requests.submit("objection", "email:a@example.com", params={"purposes": ["reviews"]})
+
+
+def test_confirm_says_whether_data_is_held(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    held = submit_and_verify(requests, sender, "confirm", email)
+    none = submit_and_verify(requests, sender, "confirm", "stranger@example.org")
+    requests.run_pending()
+    assert requests.show(held).outcome["datasets:find"]["holds_data"] is True
+    assert requests.show(none).outcome["datasets:find"]["holds_data"] is False
+
+
+# --- the privacy team ----------------------------------------------------------------------------
+
+
+def test_deny_extend_and_withdraw(engine: Engine, sender: MemorySender, shop_url: str) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    first = requests.submit("access", f"email:{email}", jurisdiction="eu")
+    view = requests.extend(first.ref, "the request covers several years of records")
+    assert view.extended and view.due_at > first.due_at + timedelta(days=55)
+    assert "several years" in sender.last(to=email, template="extended").body
+    with pytest.raises(RequestError, match="only once"):
+        requests.extend(first.ref, "again")
+
+    denied = requests.deny(first.ref, "legal_claims", detail="a court case about this order")
+    assert denied.state == "denied" and denied.refusal["rule"] == "legal_claims"
+    assert sender.last(to=email, template="denied")
+    with pytest.raises(RequestError, match="it lists: legal_claims, others_rights"):
+        requests.deny(requests.submit("access", f"email:{email}").ref, "trade_secret")
+
+    second = requests.submit("erasure", f"email:{email}", jurisdiction="eu")
+    assert requests.withdraw(second.ref).state == "withdrawn"
+    with pytest.raises(RequestError, match="is withdrawn, not awaiting verification"):
+        requests.verify(second.ref, "123456")
+
+
+def test_the_repeat_limit_refuses_at_intake(engine: Engine, shop_url: str) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    for _ in range(2):
+        assert requests.submit("access", f"email:{email}").state == "awaiting_verification"
+    third = requests.submit("access", f"email:{email}")
+    assert third.state == "denied"
+    assert requests.show(third.ref).refusal["rule"] == "repeat_limit"
+
+
+def test_list_by_deadline(engine: Engine, shop_url: str) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    made = requests.submit("access", f"email:{email}", jurisdiction="eu")
+    assert [v.ref for v in requests.list(due_within=timedelta(days=40))] == [made.ref]
+    assert requests.list(due_within=timedelta(days=3)) == []
+    assert requests.list(overdue=True) == []
+    later = Requests(
+        engine.store,
+        engine.policy,
+        engine.policy_version,
+        engine.keyring,
+        engine.consent,
+        clock=lambda: datetime.now(UTC) + timedelta(days=40),
+    )
+    assert [v.ref for v in later.list(overdue=True)] == [made.ref]
+
+
+def test_a_signed_in_assertion_verifies_at_once(engine: Engine, shop_url: str) -> None:
+    from lawful.requests.verify import sign_assertion
+    from lawful.subjects import Identity
+
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    token = sign_assertion(
+        engine.keyring,
+        controller=engine.policy.key,
+        identity=Identity.parse(f"email:{email}"),
+        now=datetime.now(UTC),
+    )
+    intake = requests.submit("access", f"email:{email}", assertion=token)
+    assert intake.state == "in_progress" and intake.code_sent_to is None
+    assert requests.show(intake.ref).verified_by == "signed_in"
+    with pytest.raises(RequestError, match="another identity"):
+        requests.submit("access", "email:someone-else@example.org", assertion=token)
+
+
+def test_bad_input_is_named(engine: Engine) -> None:
+    requests = engine.requests
+    with pytest.raises(RequestError, match="unknown request kind 'acces'"):
+        requests.submit("acces", "email:a@example.com")
+    with pytest.raises(RequestError, match="does not offer explain_decision"):
+        requests.submit("explain_decision", "email:a@example.com")
+    with pytest.raises(RequestError, match="jurisdiction"):
+        requests.submit("access", "email:a@example.com", jurisdiction="atlantis")
+    with pytest.raises(RequestError):
+        requests.submit("access", "not an identity")
+    with pytest.raises(RequestError, match="no request"):
+        requests.show("0" * 32)
+
+
+def test_nothing_personal_in_the_store_or_the_log(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    ref = submit_and_verify(requests, sender, "erasure", email)
+    requests.run_pending()
+    with engine.store.engine.connect() as conn:
+        dump = " ".join(
+            str(tuple(row))
+            for name in ("requests", "request_steps", "request_messages", "audit_events")
+            for row in conn.execute(sa.text(f"SELECT * FROM {name}"))
+        )
+    assert email not in dump and email.split("@")[0] not in dump
+    assert ref in dump
+
+
+def test_package_links_expire(engine: Engine, sender: MemorySender, shop_url: str) -> None:
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    submit_and_verify(requests, sender, "portability", email)
+    requests.run_pending()
+    token = sender.last(to=email, template="package_ready").body.split("token=")[1].split()[0]
+    late = Requests(
+        engine.store,
+        engine.policy,
+        engine.policy_version,
+        engine.keyring,
+        engine.consent,
+        clock=lambda: datetime.now(UTC) + timedelta(days=8),
+    )
+    with pytest.raises(package.PackageError, match="expired"):
+        late.download(token)
