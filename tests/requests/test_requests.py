@@ -298,7 +298,7 @@ def test_rectification_changes_the_named_field(
 def test_rectification_needs_its_changes(engine: Engine) -> None:
     with pytest.raises(RequestError, match="names what to correct"):
         engine.requests.submit("rectification", "email:a@example.com", params={})
-    with pytest.raises(RequestError, match="customers.shoe_size"):
+    with pytest.raises(RequestError, match=r"customers\.shoe_size"):
         engine.requests.submit(
             "rectification", "email:a@example.com", params={"changes": {"customers.shoe_size": 4}}
         )
