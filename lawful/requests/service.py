@@ -50,7 +50,10 @@ PARAMS = b"requests.params"
 CODE_MINUTES = 30
 PUBLIC_URL_ENV = "LAWFUL_PUBLIC_URL"  # where people reach lawful: links in messages
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
-INTAKE_FLOOR = 0.25  # seconds: every intake answer takes at least this long (no enumeration)
+INTAKE_FLOOR = 0.25
+MANUAL = frozenset(
+    {"written_request", "id_document"}
+)  # checked by a person, not a code  # seconds: every intake answer takes at least this long (no enumeration)
 # Kinds that change nothing for the person and so need no approval even when asked for.
 READ_ONLY = frozenset({RequestKind.confirm, RequestKind.access, RequestKind.portability})
 RECEIPT_KEY = "request-receipts"
@@ -171,7 +174,13 @@ class Requests:
         if jurisdiction is not None:
             self._jurisdiction(jurisdiction)
         trusted_by: str | None = None
+        methods = {m.value for m in self.policy.requests.verification}
         if assertion is not None:
+            if "signed_in" not in methods:
+                raise RequestError(
+                    f"the policy does not accept a signed-in assertion as proof of identity "
+                    f"(it accepts: {', '.join(sorted(methods))})"
+                )
             try:
                 vouched = verify.read_assertion(
                     self.keyring, assertion, controller=self.key, now=self.clock()
@@ -185,10 +194,16 @@ class Requests:
             trusted_by = "signed_in"
         elif submitted_by is not None:
             trusted_by = "controller"
-        elif who.kind.value not in ("email", "phone"):
+        elif who.kind.value not in ("email", "phone") and not methods & MANUAL:
             raise RequestError(
                 f"a request by {who.kind.value} id cannot be verified by a code: submit it "
                 "with the email or phone on file, or with a signed-in assertion from your app"
+            )
+        code_channel = _code_channel(who, methods)
+        if trusted_by is None and code_channel is None and not methods & MANUAL:
+            raise RequestError(
+                f"this policy verifies identity by {', '.join(sorted(methods))}: a request by "
+                f"{who.kind.value} cannot be verified that way; give the email or phone on file"
             )
         now = self.clock()
         ref = uuid.uuid4().hex
@@ -293,7 +308,17 @@ class Requests:
             self._move(conn, request_id, S.received, S.awaiting_verification, now)
             events.append(self._event(ref, identity_hash, S.received, S.awaiting_verification))
             append(conn, self.controller_id, self.key, events)
-            channel_to = "email" if who.kind.value == "email" else "phone"
+            if code_channel is None:
+                # The policy verifies by a document or a written request: a person of the
+                # privacy team checks it and calls `confirm_identity`.
+                return Intake(
+                    ref,
+                    S.awaiting_verification.value,
+                    STATUS_TEXT[S.awaiting_verification],
+                    deadline.due_at,
+                    None,
+                )
+            channel_to = code_channel
             code = verify.issue_code(
                 conn,
                 self.keyring,
@@ -376,6 +401,49 @@ class Requests:
         return self.show(ref)
 
     # -- the privacy team -------------------------------------------------------------------
+
+    def confirm_identity(self, ref: str, *, method: str, by: str) -> RequestView:
+        """A person of the privacy team confirms who asked, by a method the policy lists
+        that is not a code (an identity document, a written request)."""
+        methods = {m.value for m in self.policy.requests.verification}
+        if method not in methods or method not in MANUAL:
+            usable = sorted(methods & MANUAL) or ["none: this policy verifies by code only"]
+            raise RequestError(
+                f"{method!r} is not a way this policy verifies by hand (it lists: {', '.join(usable)})"
+            )
+        if not by.strip():
+            raise RequestError("say who checked the proof (--by NAME)")
+        now = self.clock()
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            state = S(row.state)
+            if state is not S.awaiting_verification:
+                raise RequestError(
+                    f"request {ref} is {state.value}, not awaiting verification: nothing to verify"
+                )
+            new = self._verified(conn, row.id, ref, RequestKind(row.kind), state, now)
+            conn.execute(
+                sa.update(requests).where(requests.c.id == row.id).values(verified_by=method)
+            )
+            events = [self._event(ref, row.identity_hash, state, S.verified, f"{method} by {by}")]
+            if new is not S.verified:
+                events.append(self._event(ref, row.identity_hash, S.verified, new))
+            append(conn, self.controller_id, self.key, events)
+            self._tell(
+                conn,
+                row.id,
+                ref,
+                row.kind,
+                self._contact(row),
+                "acknowledged",
+                due=row.due_at.date(),
+            )
+
+        self.store.write(work)
+        self._deliver()
+        return self.show(ref)
 
     def approve(self, ref: str, *, by: str) -> RequestView:
         """A person of the privacy team lets a request that needs approval run."""
@@ -932,6 +1000,15 @@ def _view(row: Any, steps: Sequence[Any]) -> RequestView:
         receipt=row.receipt,
         steps=[{"seq": s.seq, "name": s.name, "state": s.state, "result": s.result} for s in steps],
     )
+
+
+def _code_channel(who: Identity, methods: set[str]) -> str | None:
+    """Where a one-time code goes for this identity, if the policy verifies by code."""
+    if who.kind.value == "email" and "email_code" in methods:
+        return "email"
+    if who.kind.value == "phone" and "phone_code" in methods:
+        return "phone"
+    return None
 
 
 def _wait_until(deadline: float) -> None:

@@ -1,0 +1,131 @@
+"""`lawful request ...` end to end on SQLite: submit, read the code from the mail folder,
+verify, run, show, list, extend, deny, receipt; and clear errors with exit codes 2/1."""
+
+from __future__ import annotations
+
+import email
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from examples.shop.generate import generate
+from lawful.cli import app
+from lawful.subjects import Keyring
+from tests.requests.test_requests import SHOP_DATASET, shop_policy_text
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with the policy, a keyring, the shop, a mail folder, the env set."""
+    for name in ("LAWFUL_KEYRING", "LAWFUL_POLICY", "LAWFUL_STORE", "LAWFUL_SMTP_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policy.yaml").write_text(shop_policy_text())
+    Keyring.generate().save(tmp_path / "lawful.keys")
+    shop = f"sqlite:///{tmp_path / 'shop.db'}"
+    generate(shop, 20, seed=5)
+    monkeypatch.setenv("SHOP_DATABASE_URL", shop)
+    (tmp_path / "mail").mkdir()
+    monkeypatch.setenv("LAWFUL_MAIL_DIR", str(tmp_path / "mail"))
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    (datasets / "shop.yaml").write_text(SHOP_DATASET.read_text())
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def last_mail(place: Path, template: str) -> str:
+    files = sorted((place / "mail").glob(f"*-{template}-*.eml"))
+    assert files, f"no {template} message"
+    message = email.message_from_bytes(files[-1].read_bytes())
+    return message.get_payload(decode=True).decode()
+
+
+def test_a_request_from_the_command_line(place: Path) -> None:
+    code, out, err = run(
+        "request",
+        "submit",
+        "erasure",
+        "--email",
+        "customer-1@example.com",
+        "--jurisdiction",
+        "eu",
+        "--json",
+    )
+    assert code == 0, err
+    intake = json.loads(out)
+    ref = intake["ref"]
+    assert intake["state"] == "awaiting_verification" and intake["code_sent_to"] == "email"
+    sent = re.search(r"^\s+(\d{6})\s*$", last_mail(place, "code"), re.M)
+    assert sent is not None
+
+    code, out, err = run("request", "verify", ref, "999999" if sent[1] != "999999" else "111111")
+    assert code == 2 and "not right" in err
+
+    code, out, err = run("request", "verify", ref, sent[1])
+    assert code == 0, err
+    assert "in_progress" in out
+
+    code, out, err = run("request", "list")
+    assert code == 0 and ref in out
+    code, out, err = run("request", "run")
+    assert code == 0 and "ran 1 request" in out, err
+
+    code, out, err = run("request", "show", ref, "--json")
+    view = json.loads(out)
+    assert view["state"] in ("completed", "partially_completed")
+    assert [s["name"] for s in view["steps"]][-1] == "close"
+
+    code, out, err = run("request", "receipt", ref)
+    assert code == 0, err
+    assert json.loads(out)["request"] == ref
+    assert "chained in the audit log" in err
+    assert "customer-1@example.com" not in out
+
+
+def test_privacy_team_commands(place: Path) -> None:
+    code, out, _ = run("request", "submit", "access", "--email", "customer-2@example.com", "--json")
+    ref = json.loads(out)["ref"]
+    code, out, err = run("request", "extend", ref, "--reason", "many years of orders")
+    assert code == 0 and "(extended)" in out, err
+    code, out, err = run("request", "list", "--due-within", "3d")
+    assert code == 0 and out.strip() == "no requests"
+    code, out, err = run("request", "list", "--due-within", "100d")
+    assert ref in out
+    code, out, err = run("request", "deny", ref, "--rule", "legal_claims")
+    assert code == 0 and "denied" in out, err
+    assert "legal_claims" in last_mail(place, "denied")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["submit", "erase", "--email", "a@example.com"], "unknown request kind 'erase'"),
+        (["submit", "access"], "exactly one of --email or --phone"),
+        (["submit", "access", "--email", "not-an-email"], "email"),
+        (["submit", "access", "--email", "a@example.com", "--jurisdiction", "mars"], "mars"),
+        (
+            ["submit", "rectification", "--email", "a@example.com", "--param", "changes"],
+            "NAME=VALUE",
+        ),
+        (["list", "--due-within", "soon"], "--due-within"),
+        (["list", "--state", "finished"], "--state 'finished'"),
+        (["show", "f" * 32], "no request"),
+        (["deny", "f" * 32, "--rule", "legal_claims"], "no request"),
+    ],
+)
+def test_bad_input_exits_2_and_says_what_is_wrong(
+    place: Path, args: list[str], message: str
+) -> None:
+    code, out, err = run("request", *args)
+    assert code == 2, (out, err)
+    assert message in err
