@@ -9,6 +9,7 @@ else nowhere but the store's queue.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,13 +182,23 @@ def verify_(
 @request_app.command("run")
 def run(
     limit: Annotated[int | None, typer.Option(help="Run at most this many requests")] = None,
+    lease: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a request stays this worker's without news from it; "
+            "after that another worker takes it over"
+        ),
+    ] = 30.0,
     policy: PolicyOption = None,
     store: StoreOption = None,
     keyring: KeyringOption = None,
     dataset: DatasetOption = None,
 ) -> None:
     """Carry out the requests waiting to run (verified, approved where needed)."""
+    if lease <= 0:
+        _usage(f"--lease {lease}: give the seconds a worker holds a request, e.g. 30")
     with _engine(policy, store, keyring, dataset) as engine:
+        engine.requests.jobs.lease = timedelta(seconds=lease)
         done = engine.requests.run_pending(limit=limit)
         typer.echo(f"ran {done} request{'s' if done != 1 else ''}")
 

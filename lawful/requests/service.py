@@ -131,6 +131,7 @@ class Requests:
         package_window: timedelta = timedelta(days=7),
         intake_floor: float = INTAKE_FLOOR,
         public_url: str | None = None,
+        lease: timedelta = timedelta(seconds=30),
     ) -> None:
         self.store = store
         self.policy = policy
@@ -144,7 +145,7 @@ class Requests:
         self.intake_floor = intake_floor
         self.key = policy.key
         self.controller_id = store.ensure_controller(policy.key, policy.controller.name)
-        self.jobs = job_queue.Jobs(store)
+        self.jobs = job_queue.Jobs(store, lease=lease)
         self.letterhead = messages.Letterhead.from_policy(policy)
         self.public_url = (
             public_url or os.environ.get(PUBLIC_URL_ENV) or DEFAULT_PUBLIC_URL
