@@ -9,9 +9,9 @@ else nowhere but the store's queue.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
