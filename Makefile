@@ -22,6 +22,7 @@ demo: install
 	$(BIN)/lawful check examples/policies/*.yaml
 	$(BIN)/python examples/consent_walkthrough.py
 	$(BIN)/python -m examples.datasets_walkthrough
+	$(BIN)/python -m examples.requests_walkthrough
 
 test: install
 	$(BIN)/python -m pytest

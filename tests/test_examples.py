@@ -42,3 +42,23 @@ def test_datasets_walkthrough_runs() -> None:
     assert "login_events" in out and "deleted" in out
     assert "tax_records: " in out and "kept" in out
     assert "erased again: 0 rows changed" in out
+
+
+def test_requests_walkthrough_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.requests_walkthrough"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "run: completed" in out and "run: partially_completed" in out
+    assert "downloaded by the signed link" in out
+    assert "kept tax_records" in out and "retention rule invoices" in out
+    assert out.count("receipt signed and in the audit chain: True") == 2
+    assert "rows with the customer's email left in the shop: 0" in out
+    assert "audit chain: intact" in out
+    assert "customer-2@example.com" not in out  # nothing prints the identity

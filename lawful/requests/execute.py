@@ -364,7 +364,10 @@ def _kept(outcome: dict[str, Any]) -> list[dict[str, Any]]:
                         "table": table["table"],
                         "rows": table.get("kept", 0),
                         "columns": table.get("kept_columns", {}),
-                        "reasons": table.get("reasons", []),
+                        "reasons": [
+                            *table.get("reasons", []),
+                            *(f"{c}: {why}" for c, why in table.get("kept_columns", {}).items()),
+                        ],
                     }
                 )
     return kept

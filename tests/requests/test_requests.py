@@ -517,3 +517,27 @@ def test_each_example_policy_runs_access_and_erasure(
     names = shop_rows(shop_url, "SELECT first_name FROM customers WHERE id = :c", c=customer)
     assert names == [("erased",)]
     assert shop_rows(shop_url, "SELECT COUNT(*) FROM customers WHERE email = :e", e=email) == [(0,)]
+
+
+def test_processor_mode_a_controller_submits_for_its_customer(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    """The controller has verified its own customer: no code; the request runs at once
+    in this controller's datasets, and the receipt says who vouched."""
+    requests = engine.requests
+    customer, email = a_customer(shop_url)
+    intake = requests.submit("erasure", f"email:{email}", submitted_by="shop-backoffice")
+    assert intake.state == "in_progress" and intake.code_sent_to is None
+    assert not [m for m in sender.sent if m.template == "code"]
+    requests.run_pending()
+    view = requests.show(intake.ref)
+    assert view.verified_by == "controller"
+    assert view.receipt is not None and view.receipt["verified_by"] == "controller"
+    received = next(
+        e for e in AuditLog(engine.store, engine.policy.key).events()
+        if e.kind == "request.received" and e.data["ref"] == intake.ref
+    )  # fmt: skip
+    assert received.data["submitted_by"] == "shop-backoffice"
+    assert shop_rows(shop_url, "SELECT first_name FROM customers WHERE id = :c", c=customer) == [
+        ("erased",)
+    ]
