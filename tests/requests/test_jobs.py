@@ -27,6 +27,7 @@ from lawful.requests.jobs import (
     FAILED,
     QUEUED,
     RUNNING,
+    InStore,
     JobError,
     Jobs,
     LeaseLost,
@@ -471,6 +472,75 @@ def test_a_dropped_connection_is_retried(pg_url: str) -> None:
     assert steps[0].attempts == 2  # its completion failed on the dead connection, then ran again
     killer.dispose()
     store.close()
+
+
+def test_the_lease_is_renewed_while_a_long_step_runs(store: Store, controller: int) -> None:
+    (rid,) = new_requests(store, controller)
+    queue(store, controller, rid)
+    jobs = Jobs(store, lease=timedelta(milliseconds=600))
+    claim = jobs.claim()
+    assert claim is not None
+    seen: list[datetime] = []
+
+    def long(_: Connection | None) -> dict[str, Any]:
+        time.sleep(1.5)  # outlives the lease several times over
+        job = jobs.job(rid)
+        assert job is not None and job.lease_until is not None
+        seen.append(job.lease_until)
+        return {}
+
+    with pytest.raises(ValueError, match="shorter than the lease"):
+        jobs.run(claim, [("long", long)], renew_every=timedelta(seconds=1))
+    result = jobs.run(claim, [("long", long)], renew_every=timedelta(milliseconds=150))
+    assert result.state == DONE
+    assert seen[0] > claim.lease_until + timedelta(milliseconds=500)
+
+
+def test_a_run_that_lost_its_lease_records_nothing_more(store: Store, controller: int) -> None:
+    (rid,) = new_requests(store, controller)
+    queue(store, controller, rid)
+    a, b = Jobs(store, worker="a"), Jobs(store, worker="b")
+    claim = a.claim()
+    assert claim is not None
+    taken: list[Any] = []
+
+    def overtaken(_: Connection | None) -> dict[str, Any]:
+        # Meanwhile another worker decides a is dead and takes the job.
+        taken.append(b.claim(now=claim.lease_until + timedelta(seconds=1)))
+        return {"by": "a"}
+
+    later = Counted()
+    with pytest.raises(LeaseLost):
+        a.run(claim, [("overtaken", overtaken), ("later", later)])
+    assert taken[0] is not None and later.calls == 0
+    assert [s.state for s in steps_rows(store, rid)] == ["pending", "pending"]
+    (job,) = jobs_rows(store)
+    assert (job.state, job.lease_owner) == (RUNNING, "b")
+
+
+def test_statements_on_the_store_per_job(store: Store, controller: int) -> None:
+    """The issue's budget is 30 statements on lawful's store per request; a job of three
+    steps (two elsewhere, one in lawful's store) takes 19 of them (BEGIN IMMEDIATE not
+    counted): claim 2, plan 3, a step elsewhere 4, a step in the store 3, completion 3."""
+    (rid,) = new_requests(store, controller)
+    queue(store, controller, rid)
+    jobs = Jobs(store)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        claim = jobs.claim()
+        assert claim is not None
+        local = InStore(lambda conn: {"local": 1})
+        result = jobs.run(claim, [("a", Counted()), ("b", Counted()), ("c", local)])
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    assert result.state == DONE
+    assert len(statements) <= 19, "\n".join(statements)
 
 
 # -- the worker loop -------------------------------------------------------------------
