@@ -121,8 +121,8 @@ def check_params(reqs: Requests, kind: RequestKind, params: dict[str, Any]) -> d
     if kind is K.explain_decision and params.get("purpose") is not None:
         name = params["purpose"]
         purpose = policy.purposes.get(name)
-        if purpose is None or purpose.automated() is None:
-            automated = [n for n, p in policy.purposes.items() if p.automated() is not None]
+        if purpose is None or purpose.automated is None:
+            automated = [n for n, p in policy.purposes.items() if p.automated is not None]
             raise RequestError(
                 f"{name!r} is not a purpose with automated decisions "
                 f"(those are: {', '.join(automated) or 'none'})"
@@ -448,7 +448,7 @@ def _answer(reqs: Requests, kind: RequestKind, params: dict[str, Any]) -> dict[s
         wanted = params.get("purpose")
         out = {}
         for name, purpose in policy.purposes.items():
-            automated = purpose.automated()
+            automated = purpose.automated
             if automated is None or (wanted and name != wanted):
                 continue
             out[name] = {

@@ -281,7 +281,7 @@ class Jobs:
             row = conn.execute(query).first()
             if row is None:
                 return None
-            conn.execute(
+            attempts = conn.execute(
                 sa.update(request_jobs)
                 .where(j.request_id == row.request_id)
                 .values(
@@ -291,8 +291,8 @@ class Jobs:
                     attempts=j.attempts + 1,
                     updated_at=now,
                 )
-            )
-            attempts = conn.scalar(sa.select(j.attempts).where(j.request_id == row.request_id))
+                .returning(j.attempts)
+            ).scalar_one()
             return Claim(row.request_id, row.controller_id, self.worker, lease_until, attempts)
 
         return self._write(take)
@@ -330,20 +330,24 @@ class Jobs:
             self._fence(conn, claim, now)
             steps = _steps(conn, claim.request_id)
             if not steps:
+                steps = [
+                    Step(claim.request_id, seq, name, PENDING, 0, None, None, None)
+                    for seq, name in enumerate(names, start=1)
+                ]
                 conn.execute(
                     sa.insert(request_steps),
                     [
                         {
-                            "request_id": claim.request_id,
-                            "seq": seq,
-                            "name": name,
-                            "state": PENDING,
-                            "attempts": 0,
+                            "request_id": step.request_id,
+                            "seq": step.seq,
+                            "name": step.name,
+                            "state": step.state,
+                            "attempts": step.attempts,
                         }
-                        for seq, name in enumerate(names, start=1)
+                        for step in steps
                     ],
                 )
-                return _steps(conn, claim.request_id)
+                return steps
             recorded = [step.name for step in steps]
             if recorded != names:
                 raise JobError(
@@ -360,19 +364,14 @@ class Jobs:
         def start(conn: Connection) -> Step:
             now = self.clock()
             self._fence(conn, claim, now)
-            step = self._step(conn, claim, seq)
-            if step.finished:
+            started = self._start(conn, claim, seq, now)
+            if started is None:
+                step = self._step(conn, claim, seq)  # raises when there is no such step
                 raise JobError(
                     f"step {seq} ({step.name}) of request {claim.request_id} is already "
                     f"{step.state}: it is not run again"
                 )
-            s = request_steps.c
-            conn.execute(
-                sa.update(request_steps)
-                .where(s.request_id == claim.request_id, s.seq == seq)
-                .values(attempts=s.attempts + 1, started_at=now, finished_at=None)
-            )
-            return self._step(conn, claim, seq)
+            return started
 
         return self._write(start)
 
@@ -393,9 +392,12 @@ class Jobs:
         if not isinstance(result, dict):
             raise TypeError(f"a step's result must be a dict, got {type(result).__name__}")
 
+        if effect is None:
+            return self._finish(claim, seq, result)
+        run_effect = effect
+
         def produce(conn: Connection) -> dict[str, Any]:
-            if effect is not None:
-                effect(conn)
+            run_effect(conn)
             return result
 
         return self._finish(claim, seq, produce)
@@ -511,8 +513,13 @@ class Jobs:
         if claim.attempts > self.max_attempts:
             self._retrying(lambda: self.give_up(claim, "too many attempts"))
             return RunResult(FAILED, (), (), "too many attempts")
-        every = (renew_every or self.lease / 3).total_seconds()
-        with _Heartbeat(self, claim, every) as heartbeat:
+        every = renew_every or self.lease / 3
+        if not timedelta(0) < every < self.lease:
+            raise ValueError(
+                f"renew_every must be positive and shorter than the lease ({self.lease}), "
+                f"got {every}"
+            )
+        with _Heartbeat(self, claim, every.total_seconds()) as heartbeat:
             recorded = self._retrying(lambda: self.steps(claim, [name for name, _ in steps]))
             ran: list[str] = []
             skipped: list[str] = []
@@ -579,16 +586,16 @@ class Jobs:
         """Run one step to done; the error that stopped it, if any (LeaseLost raises)."""
         for attempt in range(self.retries + 1):
             try:
-                self.start_step(claim, step.seq)
                 if isinstance(fn, InStore):
-                    self._finish(claim, step.seq, fn)
+                    self._run_in_store(claim, step.seq, fn)
                 else:
+                    self.start_step(claim, step.seq)
                     result = fn(None)
                     if not isinstance(result, dict):
                         raise TypeError(
                             f"step {step.name!r} returned {type(result).__name__}, not a dict"
                         )
-                    self._finish(claim, step.seq, lambda _conn, r=result: r)
+                    self._finish(claim, step.seq, result)
                 return None
             except LeaseLost:
                 raise
@@ -635,17 +642,54 @@ class Jobs:
             return QUEUED
 
     def _finish(
-        self, claim: Claim, seq: int, produce: Callable[[Connection], dict[str, Any]]
+        self,
+        claim: Claim,
+        seq: int,
+        produce: Callable[[Connection], dict[str, Any]] | dict[str, Any],
     ) -> Step:
+        """Mark step `seq` done with the result `produce` (or `produce(conn)`, run in the
+        same transaction, only if the step is not done yet)."""
+
         def finish(conn: Connection) -> Step:
             now = self.clock()
             self._fence(conn, claim, now)
-            step = self._step(conn, claim, seq)
-            if step.state == STEP_DONE:
-                return step
-            if step.state == SKIPPED:
-                raise JobError(f"step {seq} of request {claim.request_id} was skipped")
-            result = produce(conn)
+            if callable(produce):
+                step = self._step(conn, claim, seq)
+                if step.finished:
+                    return self._already(claim, step)
+                result = produce(conn)
+            else:
+                result = produce
+            if not isinstance(result, dict):
+                raise TypeError(f"a step's result must be a dict, got {type(result).__name__}")
+            s = request_steps.c
+            row = conn.execute(
+                sa.update(request_steps)
+                .where(
+                    s.request_id == claim.request_id,
+                    s.seq == seq,
+                    s.state.not_in(_FINISHED),
+                )
+                .values(state=STEP_DONE, finished_at=now, result=result)
+                .returning(*request_steps.c)
+            ).first()
+            if row is None:
+                return self._already(claim, self._step(conn, claim, seq))
+            return _step(row)
+
+        return self._write(finish)
+
+    def _run_in_store(self, claim: Claim, seq: int, fn: InStore) -> None:
+        """Start, carry out and finish an InStore step in one transaction."""
+
+        def run(conn: Connection) -> None:
+            now = self.clock()
+            self._fence(conn, claim, now)
+            started = self._start(conn, claim, seq, now)
+            if started is None:  # done by an earlier attempt whose commit went through
+                self._already(claim, self._step(conn, claim, seq))
+                return
+            result = fn(conn)
             if not isinstance(result, dict):
                 raise TypeError(f"a step's result must be a dict, got {type(result).__name__}")
             s = request_steps.c
@@ -654,9 +698,30 @@ class Jobs:
                 .where(s.request_id == claim.request_id, s.seq == seq)
                 .values(state=STEP_DONE, finished_at=now, result=result)
             )
-            return self._step(conn, claim, seq)
 
-        return self._write(finish)
+        self._write(run)
+
+    def _start(self, conn: Connection, claim: Claim, seq: int, now: datetime) -> Step | None:
+        """Count an attempt at step `seq` unless it is finished (then None)."""
+        s = request_steps.c
+        row = conn.execute(
+            sa.update(request_steps)
+            .where(
+                s.request_id == claim.request_id,
+                s.seq == seq,
+                s.state.not_in(_FINISHED),
+            )
+            .values(attempts=s.attempts + 1, started_at=now, finished_at=None)
+            .returning(*request_steps.c)
+        ).first()
+        return None if row is None else _step(row)
+
+    def _already(self, claim: Claim, step: Step) -> Step:
+        """A step found finished when completing it: done is fine (a retried completion
+        whose first commit went through), skipped is not."""
+        if step.state == SKIPPED:
+            raise JobError(f"step {step.seq} of request {claim.request_id} was skipped")
+        return step
 
     def _fence(
         self,
