@@ -22,9 +22,14 @@ with its receipt and the receipt's audit event.
 
 from __future__ import annotations
 
+import io
+import urllib.error
+import urllib.request
+import zipfile
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -35,7 +40,7 @@ from lawful.policy.vocabulary import RequestKind
 from lawful.requests import art15, package
 from lawful.requests.jobs import Claim, InStore, RunResult
 from lawful.requests.states import RequestState
-from lawful.requests.tables import request_steps, requests
+from lawful.requests.tables import request_packages, request_steps, requests
 from lawful.subjects import Identity
 
 if TYPE_CHECKING:
@@ -66,6 +71,7 @@ def check_params(reqs: Requests, kind: RequestKind, params: dict[str, Any]) -> d
         K.restrict_recipients: {"recipients"},
         K.explain_decision: {"purpose"},
         K.opt_out_sale: {"share"},
+        K.portability: {"send_to"},
     }.get(kind, set())
     unknown = sorted(set(params) - allowed)
     if unknown:
@@ -104,6 +110,8 @@ def check_params(reqs: Requests, kind: RequestKind, params: dict[str, Any]) -> d
             raise RequestError(
                 "an objection names the purposes objected to (purposes=[...]) or marketing=true"
             )
+    if kind is K.portability and params.get("send_to") is not None:
+        check_endpoint(params["send_to"])
     if kind is K.withdraw_consent:
         for name in _names(params.get("purposes"), "purposes"):
             purpose = policy.purposes.get(name)
@@ -181,7 +189,10 @@ def plan(reqs: Requests, row: Any, who: Identity) -> list[Step]:
     if kind is K.confirm:
         return [("datasets:find", lambda: _confirm(reqs, who))]
     if kind in (K.access, K.portability):
-        return [("package", lambda: _package(reqs, row, who))]
+        steps = [("package", lambda: _package(reqs, row, who))]
+        if params.get("send_to"):
+            steps.append(("package:send", lambda: _send(reqs, row, params["send_to"])))
+        return steps
     if kind in (K.erasure, K.account_closure):
         steps: list[Step] = []
         for key in datasets.loaded if datasets is not None else ():
@@ -326,6 +337,63 @@ def _package(reqs: Requests, row: Any, who: Identity) -> dict[str, Any]:
         # in the person's message (made again from the ref and expiry when closing).
         "expires_at": link.expires_at.isoformat(),
     }
+
+
+def check_endpoint(url: Any) -> str:
+    """Another controller's endpoint for a portability request: HTTPS (plain HTTP only to
+    this machine, for tests and local relays)."""
+    from lawful.requests.service import RequestError
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    local = parts is not None and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if (
+        parts is None
+        or not parts.hostname
+        or not (parts.scheme == "https" or (parts.scheme == "http" and local))
+    ):
+        raise RequestError(
+            "send_to is the https:// URL of the controller to send the data to "
+            "(e.g. https://new-provider.example/dsr/import)"
+        )
+    return url
+
+
+def _send(reqs: Requests, row: Any, url: str) -> dict[str, Any]:
+    """POST the package's data.json to the other controller, once per request.
+
+    The request's ref goes as the Idempotency-Key: a step run again after a crash sends
+    the same key, so a receiver that honours it stores the data once.
+    """
+    with reqs.store.engine.connect() as conn:
+        made = conn.execute(
+            sa.select(request_packages.c.expires_at).where(request_packages.c.request_id == row.id)
+        ).scalar_one()
+    token = package.link_token(reqs.keyring, row.ref, made)
+    data = reqs.store.write(
+        lambda conn: package.open_package(conn, reqs.keyring, token, reqs.clock())
+    )
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        body = zf.read("data.json")
+    sent = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Idempotency-Key": row.ref},
+    )
+    try:
+        with urllib.request.urlopen(sent, timeout=30) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        raise SendFailed(f"the receiving controller answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise SendFailed(
+            f"the receiving controller could not be reached ({type(exc).__name__})"
+        ) from None
+    return {"sent_to": urlsplit(url).hostname, "status": status, "bytes": len(body)}
+
+
+class SendFailed(RuntimeError):
+    """The other controller did not take the data; the step is retried later."""
 
 
 def _record(record: Any) -> dict[str, Any]:

@@ -108,7 +108,8 @@ def code_for(sender: MemorySender, email: str) -> str:
 def submit_and_verify(
     requests: Requests, sender: MemorySender, kind: str, email: str, **kw: Any
 ) -> str:
-    intake = requests.submit(kind, f"email:{email}", jurisdiction="eu", **kw)
+    kw.setdefault("jurisdiction", "eu")
+    intake = requests.submit(kind, f"email:{email}", **kw)
     assert intake.state == "awaiting_verification" and intake.code_sent_to == "email"
     requests.verify(intake.ref, code_for(sender, email))
     return intake.ref
@@ -541,3 +542,145 @@ def test_processor_mode_a_controller_submits_for_its_customer(
     assert shop_rows(shop_url, "SELECT first_name FROM customers WHERE id = :c", c=customer) == [
         ("erased",)
     ]
+
+
+# --- the kinds the shop's own policy does not offer, under the seeds that do -----------------
+
+
+def seed_engine(name: str, store_url: str, sender: MemorySender) -> tuple[Engine, Any]:
+    from lawful.datasets import Datasets
+    from lawful.policy import load_policy
+
+    loaded = load_policy(ROOT / "examples" / "policies" / f"{name}.yaml")
+    keyring = Keyring.generate()
+    datasets = Datasets.load([SHOP_DATASET], keyring=keyring)
+    engine = Engine.open(loaded, store_url, keyring=keyring, datasets=datasets, sender=sender)
+    engine.requests.intake_floor = 0.0
+    return engine, loaded.policy
+
+
+def test_opt_out_of_sale_under_ccpa(urls: tuple[str, str], shop_url: str) -> None:
+    sender = MemorySender()
+    engine, _ = seed_engine("serai", urls[0], sender)
+    with engine:
+        _, email = a_customer(shop_url)
+        ref = submit_and_verify(
+            engine.requests, sender, "opt_out_sale", email, jurisdiction="us-ca"
+        )
+        engine.requests.run_pending()
+        view = engine.requests.show(ref)
+        assert view.state == "completed"
+        assert view.outcome["records:opt_out"] == {"sale": "recorded", "share": "recorded"}
+        # Opt-outs are answered within 15 business days in California.
+        assert view.due_at - view.received_at < timedelta(days=23)
+        state = engine.consent.state(f"email:{email}")
+        assert state.get("opt_out", "sale").state == "withdrawn"
+        assert not engine.consent.decide(
+            f"email:{email}", "advertising", jurisdiction="us-ca"
+        ).allowed
+
+
+def test_restricting_named_third_parties(urls: tuple[str, str], shop_url: str) -> None:
+    sender = MemorySender()
+    engine, _ = seed_engine("selro", urls[0], sender)
+    with engine:
+        _, email = a_customer(shop_url)
+        with pytest.raises(RequestError, match="no recipient 'payapl'"):
+            engine.requests.submit(
+                "restrict_recipients", f"email:{email}", params={"recipients": ["payapl"]}
+            )
+        ref = submit_and_verify(
+            engine.requests, sender, "restrict_recipients", email, params={"recipients": ["paypal"]}
+        )
+        engine.requests.run_pending()
+        assert engine.requests.show(ref).outcome["records:restrict_recipients"] == {
+            "paypal": "recorded"
+        }
+        assert (
+            engine.consent.state(f"email:{email}").get("recipient", "paypal").state == "withdrawn"
+        )
+
+
+def test_explaining_an_automated_decision(urls: tuple[str, str], shop_url: str) -> None:
+    sender = MemorySender()
+    engine, policy = seed_engine("seestar_store", urls[0], sender)
+    with engine:
+        _, email = a_customer(shop_url)
+        ref = submit_and_verify(
+            engine.requests, sender, "explain_decision", email,
+            params={"purpose": "transaction_security"},
+        )  # fmt: skip
+        engine.requests.run_pending()
+        answer = engine.requests.show(ref).outcome["answer"]["automated_decisions"]
+        logic = policy.purposes["transaction_security"].automated.logic
+        assert answer["transaction_security"]["logic"] == logic and logic
+
+
+def test_information_and_account_closure(urls: tuple[str, str], shop_url: str) -> None:
+    sender = MemorySender()
+    engine, policy = seed_engine("sera_leads", urls[0], sender)
+    with engine:
+        _, email = a_customer(shop_url)
+        ref = submit_and_verify(engine.requests, sender, "information", email)
+        engine.requests.run_pending()
+        info = engine.requests.show(ref).outcome["answer"]["information"]
+        assert info["controller"]["name"] == policy.controller.name
+    engine, _ = seed_engine("seestar_store", urls[0], sender)
+    with engine:
+        customer, email = a_customer(shop_url, "c.id > 1")
+        ref = submit_and_verify(
+            engine.requests, sender, "account_closure", email, jurisdiction="cn"
+        )
+        engine.requests.run_pending()
+        assert engine.requests.show(ref).state in ("completed", "partially_completed")
+    assert shop_rows(shop_url, "SELECT first_name FROM customers WHERE id = :c", c=customer) == [
+        ("erased",)
+    ]
+
+
+def test_portability_sent_to_another_controller(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    """The data goes straight to the new controller's endpoint, as JSON, once per request."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[tuple[str, bytes]] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Idempotency-Key"], body))
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _, email = a_customer(shop_url)
+        url = f"http://127.0.0.1:{server.server_port}/import"
+        with pytest.raises(RequestError, match="https://"):
+            engine.requests.submit("portability", f"email:{email}", params={"send_to": "ftp://x"})
+        ref = submit_and_verify(
+            engine.requests, sender, "portability", email, params={"send_to": url}
+        )
+        engine.requests.run_pending()
+    finally:
+        server.shutdown()
+    view = engine.requests.show(ref)
+    assert view.state == "completed"
+    assert view.outcome["package:send"]["status"] == 202
+    ((key, body),) = received
+    assert key == ref
+    data = json.loads(body)
+    emails = [
+        r["data"]["email"]
+        for d in data["datasets"]
+        for t in d["tables"]
+        if t["table"] == "customers"
+        for r in t["rows"]
+    ]
+    assert emails == [email]
