@@ -503,9 +503,8 @@ def close(reqs: Requests, conn: Connection, ref: str) -> dict[str, Any]:
     }
     receipt["signature"] = reqs.sign(receipt)
     signed = {k: v for k, v in receipt.items() if k != "signature"}
-    reqs._move(conn, row.id, S.in_progress, final, now)
-    conn.execute(
-        sa.update(requests).where(requests.c.id == row.id).values(outcome=outcome, receipt=receipt)
+    reqs._move(
+        conn, row.id, S.in_progress, final, now, values={"outcome": outcome, "receipt": receipt}
     )
     append(
         conn,
