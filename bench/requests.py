@@ -1102,7 +1102,11 @@ def statement_kind(text: str) -> str:
     if m is None:
         return text.split(None, 1)[0].upper() if text.strip() else "?"
     groups = [g for g in m.groups() if g]
-    return " ".join([groups[0].upper(), *(g.strip('"') for g in groups[1:2])])
+    verb, table = groups[0].upper(), (groups[1].strip('"') if len(groups) > 1 else "")
+    if table.lower().startswith("unnest"):  # a batch of values joined to the table read
+        joined = re.search(r"\bJOIN\s+([\w.\"]+)", text, re.IGNORECASE)
+        table = f"{joined.group(1).strip(chr(34))} (by unnest)" if joined else table
+    return f"{verb} {table}".strip()
 
 
 class Statements:
