@@ -47,12 +47,34 @@ Targets (issue 4): within 1.5x of hand-written SQL; on the peer shop under 10 ms
 and under 20 ms to erase one customer (medians), the 50,020-row customer erased in
 under 1 s (median); batch erasure at no less than half the rows/s of hand-written set-based SQL.
 
+Whole data-subject requests (issue 5; --skip-requests to leave them out): lawful's
+own store on a fresh PostgreSQL database (`bench_store_...`), the peer shop (freshly
+loaded) as the dataset, the policy examples/shop/policy.yaml. Each request is
+submitted already verified (a signed-in app's `sign_assertion`, no code round trip) and
+run to completion: steps recorded, audit events, messages (kept in memory), the signed
+receipt chained into the audit log. The intake's anti-enumeration floor (a sleep, and
+no threat with an assertion only the controller's app can sign) is set to 0.
+
+* --requests N (default 60, as Fides' 60) access and N erasure requests on random
+  customers, one at a time in a random order after 10 to warm up: submit -> completed,
+  median and p95 (targets: under 50 ms and 100 ms). Afterwards every request must be
+  closed with a receipt, the audit chain verify, and no erased customer's email be found.
+* statements per request on lawful's store (a `before_cursor_execute` listener on its
+  engine; target at most 30), by kind (verb and table), and on the dataset (counted by
+  the datasets' own statement runner, which pipelines them on PostgreSQL).
+* throughput: 2N requests (half of each kind) submitted first, then drained by 1 worker
+  process, and 2N more by 4 worker processes (spawned, each with its own Engine and
+  `run_pending()`), timed from their common start to the last one's end; requests/s
+  (target at least 100 with 4 workers). Afterwards none is left open and the audit
+  chain verifies.
+
 Each database is created fresh (`CREATE DATABASE bench_...`) and dropped at the end
 unless --keep.
 
     python bench/requests.py                         # both databases, 1M shop customers
     python bench/requests.py --shop-customers 100000 --json
-    python bench/requests.py --skip-shop
+    python bench/requests.py --skip-shop             # the peer shop and whole requests
+    python bench/requests.py --skip-peer --skip-shop --requests 20
 """
 
 from __future__ import annotations
