@@ -47,28 +47,55 @@ Targets (issue 4): within 1.5x of hand-written SQL; on the peer shop under 10 ms
 and under 20 ms to erase one customer (medians), the 50,020-row customer erased in
 under 1 s (median); batch erasure at no less than half the rows/s of hand-written set-based SQL.
 
+Whole data-subject requests (issue 5; --skip-requests to leave them out): lawful's
+own store on a fresh PostgreSQL database (`bench_store_...`), the peer shop (freshly
+loaded) as the dataset, the policy examples/shop/policy.yaml. Each request is
+submitted already verified (a signed-in app's `sign_assertion`, no code round trip) and
+run to completion: steps recorded, audit events, messages (kept in memory), the signed
+receipt chained into the audit log. The intake's anti-enumeration floor (a sleep, and
+no threat with an assertion only the controller's app can sign) is set to 0.
+
+* --requests N (default 60, as Fides' 60) access and N erasure requests on random
+  customers, one at a time in a random order after 10 to warm up: submit -> completed,
+  median and p95 (targets: under 50 ms and 100 ms). Afterwards every request must be
+  closed with a receipt, the audit chain verify, and no erased customer's email be found.
+* statements per request on lawful's store (a `before_cursor_execute` listener on its
+  engine; target at most 30), by kind (verb and table), and on the dataset (counted by
+  the datasets' own statement runner, which pipelines them on PostgreSQL).
+* throughput: 2N requests (half of each kind) submitted first, then drained by 1 worker
+  process, and 2N more by 4 worker processes (spawned, each with its own Engine and
+  `run_pending()`), timed from their common start to the last one's end; requests/s
+  (target at least 100 with 4 workers). Afterwards none is left open and the audit
+  chain verifies.
+
 Each database is created fresh (`CREATE DATABASE bench_...`) and dropped at the end
 unless --keep.
 
     python bench/requests.py                         # both databases, 1M shop customers
     python bench/requests.py --shop-customers 100000 --json
-    python bench/requests.py --skip-shop
+    python bench/requests.py --skip-shop             # the peer shop and whole requests
+    python bench/requests.py --skip-peer --skip-shop --requests 20
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import multiprocessing
 import os
 import random
+import re
 import secrets
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,39 +128,53 @@ Rows = dict[str, set[Row]]
 
 @dataclass
 class Figure:
-    """One measure: lawful's samples, the baseline's, and whether its target is met."""
+    """One measure: lawful's samples, the baseline's, and whether its target is met.
+
+    A figure with no baseline (whole requests: no hand-written SQL does a request's
+    bookkeeping) has an empty `baseline` and no ratio.
+    """
 
     measure: str
-    unit: str  # "ms", "s" or "rows/s"
+    unit: str  # "ms", "s", "rows/s", "req/s" or "stmts"
     lawful: list[float]
     baseline: list[float]
     fides: float | None = None  # seconds
     target: str = ""
     met: bool | None = None
     note: str = ""
+    fides_text: str | None = None  # Fides' figure in words, when not a time in seconds
 
     @property
-    def ratio(self) -> float:
+    def ratio(self) -> float | None:
         """lawful / baseline for times; baseline / lawful for rates (higher is worse)."""
+        if not self.baseline:
+            return None
         ours, theirs = statistics.median(self.lawful), statistics.median(self.baseline)
-        return theirs / ours if self.unit == "rows/s" else ours / theirs
+        return theirs / ours if self.unit in RATES else ours / theirs
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "measure": self.measure,
             "unit": self.unit,
             "lawful_median": statistics.median(self.lawful),
-            "baseline_median": statistics.median(self.baseline),
-            "ratio": self.ratio,
             "samples": len(self.lawful),
         }
+        if self.baseline:
+            out["baseline_median"] = statistics.median(self.baseline)
+            out["ratio"] = self.ratio
         if len(self.lawful) > 1:
             out["lawful_p95"] = p95(self.lawful)
-            out["baseline_p95"] = p95(self.baseline)
+            if self.baseline:
+                out["baseline_p95"] = p95(self.baseline)
         if self.fides is not None:
             out["fides_s"] = self.fides
+        if self.fides_text is not None:
+            out["fides"] = self.fides_text
         out |= {"target": self.target, "met": self.met, "note": self.note}
         return out
+
+
+RATES = ("rows/s", "req/s")  # higher is better
 
 
 @dataclass
@@ -142,14 +183,17 @@ class Report:
     description: list[str]
     figures: list[Figure] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # JSON only, or shown by `lines`
+    lines: list[str] = field(default_factory=list)  # printed after the table
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "database": self.database,
             "description": self.description,
             "facts": self.facts,
             "figures": [f.to_dict() for f in self.figures],
         }
+        return out | self.details
 
 
 def p95(values: Sequence[float]) -> float:
@@ -1053,6 +1097,388 @@ def run_shop(server: Server, args: argparse.Namespace, rng: random.Random) -> Re
     return report
 
 
+# --- whole requests on the peer shop (issue 5) ----------------------------------------------
+
+# Ethyca Fides 2.86.2 answering whole requests on the peer shop (its README).
+FIDES_REQUESTS = {
+    "access": 0.56,  # s
+    "erasure": 1.24,  # s
+    "throughput": "1-2 req/s",
+    "statements_access": "~750",
+    "statements_erasure": "~1,570",
+}
+REQUEST_POLICY = ROOT / "examples" / "shop" / "policy.yaml"
+REQUEST_TARGETS_MS = {"access": 50.0, "erasure": 100.0}
+STATEMENTS_TARGET = 30
+THROUGHPUT_TARGET = 100.0  # requests/s with 4 workers
+_STATEMENT_KIND = re.compile(
+    r"^\s*(?:(SELECT)\b.*?\bFROM\s+([\w.\"]+)|(INSERT)\s+INTO\s+([\w.\"]+)"
+    r"|(UPDATE)\s+([\w.\"]+)|(DELETE)\s+FROM\s+([\w.\"]+)|(\w+))",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def statement_kind(text: str) -> str:
+    """`UPDATE request_jobs`, `SELECT request_steps`...: the verb and the first table."""
+    m = _STATEMENT_KIND.match(text)
+    if m is None:
+        return text.split(None, 1)[0].upper() if text.strip() else "?"
+    groups = [g for g in m.groups() if g]
+    verb, table = groups[0].upper(), (groups[1].strip('"') if len(groups) > 1 else "")
+    if table.lower().startswith("unnest"):  # a batch of values joined to the table read
+        joined = re.search(r"\bJOIN\s+([\w.\"]+)", text, re.IGNORECASE)
+        table = f"{joined.group(1).strip(chr(34))} (by unnest)" if joined else table
+    return f"{verb} {table}".strip()
+
+
+class Statements:
+    """Counts statements sent to lawful's store and to the company's datasets.
+
+    The store's go through SQLAlchemy (`before_cursor_execute`); on PostgreSQL the
+    datasets' go through psycopg's pipeline in `lawful.datasets.sql.Runner`, which
+    counts them itself, so its `run` is wrapped (and cursor events inside it ignored).
+    Transactions on the store are counted from its `commit` and `rollback` events.
+    """
+
+    def __init__(self, store_engine: sa.Engine, dataset_engines: Sequence[sa.Engine]) -> None:
+        from lawful.datasets import sql as dataset_sql
+
+        self.store: collections.Counter[str] = collections.Counter()
+        self.dataset = 0
+        self.transactions = 0
+        self._inside_runner = threading.local()
+        self._runner = dataset_sql.Runner
+        self._run = self._runner.run
+        counter = self
+
+        def counted_run(runner: Any, queries: Any) -> list[Any]:
+            counter.dataset += len(queries)
+            counter._inside_runner.on = True
+            try:
+                return counter._run(runner, queries)
+            finally:
+                counter._inside_runner.on = False
+
+        self._runner.run = counted_run  # type: ignore[method-assign]
+        self._listeners: list[tuple[Any, str, Callable[..., None]]] = [
+            (store_engine, "before_cursor_execute", self._on_store),
+            (store_engine, "commit", self._on_end),
+            (store_engine, "rollback", self._on_end),
+        ]
+        self._listeners += [(e, "before_cursor_execute", self._on_dataset) for e in dataset_engines]
+        for target, name, fn in self._listeners:
+            sa.event.listen(target, name, fn)
+
+    def _on_store(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.store[statement_kind(statement)] += 1
+
+    def _on_dataset(self, *_: Any) -> None:
+        if not getattr(self._inside_runner, "on", False):
+            self.dataset += 1
+
+    def _on_end(self, _conn: Any) -> None:
+        self.transactions += 1
+
+    def snapshot(self) -> tuple[collections.Counter[str], int, int]:
+        return collections.Counter(self.store), self.dataset, self.transactions
+
+    def close(self) -> None:
+        for target, name, fn in self._listeners:
+            sa.event.remove(target, name, fn)
+        self._runner.run = self._run  # type: ignore[method-assign]
+
+
+@dataclass
+class Done:
+    """One request, end to end: its kind, time, and the statements it took."""
+
+    kind: str
+    ref: str
+    seconds: float
+    store: collections.Counter[str]
+    dataset: int
+    transactions: int
+
+    @property
+    def store_total(self) -> int:
+        return sum(self.store.values())
+
+
+def request_engine(
+    server: Server, store_db: str, peer_db: str, keyring_json: str
+) -> tuple[Any, Any]:
+    """lawful opened as a controller app would: its policy, its store on PostgreSQL, the
+    peer shop as its dataset; messages kept in memory. (engine, sender)"""
+    from lawful.engine import Engine
+    from lawful.policy import load_policy
+    from lawful.requests.messages import MemorySender
+    from lawful.subjects import Keyring
+
+    sender = MemorySender()
+    engine = Engine.open(
+        load_policy(REQUEST_POLICY),
+        server.url_of(store_db),
+        keyring=Keyring.from_json(keyring_json),
+        datasets=peer_datasets(server, peer_db),
+        sender=sender,
+    )
+    # The intake's floor (0.25 s, so that an unauthenticated caller can't tell a known
+    # address from an unknown one by the time the answer takes) is a wait, not work,
+    # and a signed-in assertion comes from the app, not a stranger: it is not timed here.
+    engine.requests.intake_floor = 0.0
+    # Reflect the dataset's tables and fill the pools before any clock starts.
+    engine.datasets.find(["email:nobody@bench.invalid"])
+    sender.sent.clear()
+    return engine, sender
+
+
+def submit_verified(engine: Any, kind: str, customer: int) -> str:
+    """Submit a request as a signed-in app does (no code round trip); its ref."""
+    from lawful.requests.verify import sign_assertion
+    from lawful.subjects import Identity
+
+    who = Identity.parse(f"email:{email(customer)}")
+    token = sign_assertion(
+        engine.keyring, controller=engine.policy.key, identity=who, now=datetime.now(UTC)
+    )
+    return engine.requests.submit(kind, who, jurisdiction="eu", assertion=token).ref
+
+
+def one_request(engine: Any, counter: Statements, kind: str, customer: int) -> Done:
+    """Submit (already verified) and run to completion; time and statements."""
+    before = counter.snapshot()
+    start = time.perf_counter()
+    ref = submit_verified(engine, kind, customer)
+    # One job, as a busy worker takes it; draining would add the poll that finds the
+    # queue empty (one statement), which a worker pays once per idle spell, not per request.
+    ran = engine.requests.run_pending(limit=1)
+    seconds = time.perf_counter() - start
+    after = counter.snapshot()
+    if ran != 1:
+        raise AssertionError(f"{ran} jobs ran for one request")
+    store = after[0]
+    store.subtract(before[0])
+    return Done(kind, ref, seconds, +store, after[1] - before[1], after[2] - before[2])
+
+
+def check_requests(engine: Any, done: Sequence[Done]) -> None:
+    """Every request closed as completed with a signed receipt; the audit log's chain holds;
+    the erased customers are no longer found in the peer shop (plain SQL)."""
+    from lawful.audit import AuditLog
+
+    for d in done:
+        view = engine.requests.show(d.ref)
+        if view.state not in ("completed", "partially_completed") or view.receipt is None:
+            raise AssertionError(f"request {d.ref} ({d.kind}) ended {view.state}")
+    if not engine.requests.check_receipt(done[-1].ref):
+        raise AssertionError("the last receipt does not check")
+    if not AuditLog(engine.store, engine.policy.key).verify().ok:
+        raise AssertionError("the audit log's chain is broken")
+
+
+def erased_left(server: Server, peer_db: str, customers: Sequence[int]) -> int:
+    """How many of these customers' emails are still in the peer shop."""
+    with server.connect(peer_db, autocommit=True) as conn:
+        row = execute(
+            conn,
+            "SELECT count(*) FROM customers WHERE email = ANY(%s)",
+            [email(i) for i in customers],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def request_worker(
+    admin_url: str,
+    store_db: str,
+    peer_db: str,
+    keyring_json: str,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """A worker process: its own Engine; waits for the start, then drains the queue."""
+    engine, _ = request_engine(Server(admin_url), store_db, peer_db, keyring_json)
+    try:
+        with engine.store.engine.connect() as conn:  # the store's pool, warm
+            conn.execute(sa.text("SELECT 1"))
+        barrier.wait()
+        ran = engine.requests.run_pending()
+        results.put((ran, time.perf_counter()))
+    finally:
+        engine.close()
+
+
+def drain(
+    server: Server,
+    store_db: str,
+    peer_db: str,
+    keyring_json: str,
+    workers: int,
+) -> tuple[int, float]:
+    """Start `workers` processes, let them drain the queue; (requests run, seconds)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(workers + 1)
+    results = ctx.Queue()
+    admin = server.url.render_as_string(hide_password=False)
+    procs = [
+        ctx.Process(
+            target=request_worker,
+            args=(admin, store_db, peer_db, keyring_json, barrier, results),
+        )
+        for _ in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        barrier.wait(timeout=120)
+        start = time.perf_counter()
+        got = [results.get(timeout=600) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+    if any(proc.exitcode != 0 for proc in procs):
+        raise AssertionError("a worker process failed")
+    return sum(n for n, _ in got), max(end for _, end in got) - start
+
+
+def run_requests(server: Server, args: argparse.Namespace, rng: random.Random) -> Report:
+    from lawful.subjects import Keyring
+
+    tag = secrets.token_hex(3)
+    peer_db = server.create(f"bench_reqpeer_{tag}")
+    store_db = server.create(f"bench_store_{tag}")
+    n = args.requests
+    customers = args.peer_customers
+    progress(f"requests: loading the peer shop ({customers:,} customers), a fresh store")
+    server.psql(peer_db, PEER / "appdb.sql", customers=customers)
+    with server.connect(peer_db, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+    keyring_json = Keyring.generate().to_json()
+    pool = list(range(1, customers + 1))
+    rng.shuffle(pool)
+    warm, pool = pool[:10], pool[10:]
+    # One subject per request: n access + n erasure timed, then 2n for each throughput run.
+    need = 6 * n
+    if len(pool) < need:
+        raise SystemExit(f"{need + 10} customers are needed for --requests {n}")
+    report = Report(
+        "peer-shop requests",
+        [
+            f"whole data-subject requests: PostgreSQL, the peer shop ({customers:,} customers, "
+            "its Fides dataset imported) as the dataset; lawful's store a fresh database on "
+            "the same server",
+            f"policy {REQUEST_POLICY.relative_to(ROOT)}; each request submitted already verified "
+            "(a signed-in app's assertion), run to completion: steps recorded, audit events, "
+            "messages sent (in memory), signed receipt",
+            f"{os.cpu_count()} CPU cores; other work runs on the machine",
+        ],
+    )
+    engine, _sender = request_engine(server, store_db, peer_db, keyring_json)
+    counter = Statements(
+        engine.store.engine, [engine.datasets.engine(k) for k in engine.datasets.loaded]
+    )
+    try:
+        progress(f"requests: {n} access and {n} erasure requests, one at a time")
+        for i, customer in enumerate(warm):
+            one_request(engine, counter, "access" if i % 2 else "erasure", customer)
+        plan = [("access", c) for c in pool[:n]] + [("erasure", c) for c in pool[n : 2 * n]]
+        rng.shuffle(plan)
+        done = [one_request(engine, counter, kind, c) for kind, c in plan]
+        check_requests(engine, done)
+        erased = [c for kind, c in plan if kind == "erasure"]
+        if erased_left(server, peer_db, erased):
+            raise AssertionError("an erased customer's email is still in the peer shop")
+        by_kind = {kind: [d for d in done if d.kind == kind] for kind in ("access", "erasure")}
+        for kind, items in by_kind.items():
+            target = REQUEST_TARGETS_MS[kind]
+            ms = [d.seconds * 1000 for d in items]
+            report.figures.append(
+                Figure(
+                    f"{kind} request, end to end",
+                    "ms",
+                    ms,
+                    [],
+                    fides=FIDES_REQUESTS[kind],
+                    target=f"< {target:g} ms",
+                    met=statistics.median(ms) < target,
+                    note="submit (verified) -> completed, receipt signed",
+                )
+            )
+        for kind, items in by_kind.items():
+            counts = [float(d.store_total) for d in items]
+            report.figures.append(
+                Figure(
+                    f"store statements per {kind}",
+                    "stmts",
+                    counts,
+                    [],
+                    target=f"<= {STATEMENTS_TARGET}",
+                    met=statistics.median(counts) <= STATEMENTS_TARGET,
+                    fides_text=FIDES_REQUESTS[f"statements_{kind}"],
+                )
+            )
+        for kind, items in by_kind.items():
+            report.facts[f"store_transactions_per_{kind}"] = statistics.median(
+                d.transactions for d in items
+            )
+        for kind, items in by_kind.items():
+            report.facts[f"dataset_statements_per_{kind}"] = statistics.median(
+                d.dataset for d in items
+            )
+        breakdown = {kind: statement_breakdown(items) for kind, items in by_kind.items()}
+        report.details["statements_by_kind"] = breakdown
+        for kind, rows in breakdown.items():
+            report.lines.append(f"store statements per {kind} request, by kind (median):")
+            report.lines += [f"  {count:>4g}  {name}" for name, count in rows.items()]
+    finally:
+        counter.close()
+        engine.close()
+
+    rest = pool[2 * n :]
+    for workers in (1, 4):
+        batch, rest = rest[: 2 * n], rest[2 * n :]
+        progress(f"requests: {len(batch)} queued, drained by {workers} worker process(es)")
+        engine, _sender = request_engine(server, store_db, peer_db, keyring_json)
+        try:
+            kinds = ["access", "erasure"] * n
+            rng.shuffle(kinds)
+            for kind, customer in zip(kinds, batch, strict=True):
+                submit_verified(engine, kind, customer)
+            ran, seconds = drain(server, store_db, peer_db, keyring_json, workers)
+            if ran != len(batch):
+                raise AssertionError(f"{workers} workers ran {ran} of {len(batch)} requests")
+            open_left = engine.requests.list()
+            if open_left:
+                raise AssertionError(f"{len(open_left)} requests still open after the drain")
+            from lawful.audit import AuditLog
+
+            if not AuditLog(engine.store, engine.policy.key).verify().ok:
+                raise AssertionError("the audit log's chain is broken")
+        finally:
+            engine.close()
+        rate = ran / seconds
+        figure = Figure(
+            f"throughput, {workers} worker process{'es' if workers > 1 else ''}",
+            "req/s",
+            [rate],
+            [],
+            fides_text=FIDES_REQUESTS["throughput"],
+            note=f"{ran} requests (half access, half erasure) in {seconds:.2f} s",
+        )
+        if workers == 4:
+            figure.target = f">= {THROUGHPUT_TARGET:g} req/s"
+            figure.met = rate >= THROUGHPUT_TARGET
+        report.figures.append(figure)
+    return report
+
+
+def statement_breakdown(items: Sequence[Done]) -> dict[str, float]:
+    """The median count of each statement kind per request, most frequent first."""
+    names = {name for d in items for name in d.store}
+    medians = {name: statistics.median(d.store.get(name, 0) for d in items) for name in names}
+    return dict(sorted(((k, v) for k, v in medians.items() if v), key=lambda kv: (-kv[1], kv[0])))
+
+
 # --- output ---------------------------------------------------------------------------------
 
 
@@ -1063,9 +1489,23 @@ def progress(text: str) -> None:
 def show(value: float, unit: str) -> str:
     if unit == "rows/s":
         return f"{value:,.0f} rows/s"
+    if unit == "req/s":
+        return f"{value:,.1f} req/s"
+    if unit == "stmts":
+        return f"{value:g} stmts"
     if unit == "s":
         return f"{value:.3f} s"
     return f"{value:.2f} ms"
+
+
+def spread(values: Sequence[float], unit: str) -> str:
+    """median / p95, or the one value."""
+    if len(values) == 1:
+        return show(values[0], unit)
+    if unit == "stmts":
+        return f"{statistics.median(values):g} / {p95(values):g} stmts"
+    digits = 3 if unit == "s" else 2
+    return f"{statistics.median(values):.{digits}f} / {p95(values):.{digits}f} {unit}"
 
 
 def render(report: Report) -> str:
@@ -1077,23 +1517,26 @@ def render(report: Report) -> str:
     )
     lines += [header, "-" * len(header)]
     for f in report.figures:
-        if len(f.lawful) > 1:
-            digits = 3 if f.unit == "s" else 2
-            ours = f"{statistics.median(f.lawful):.{digits}f} / {p95(f.lawful):.{digits}f} {f.unit}"
-            theirs = f"{statistics.median(f.baseline):.{digits}f} / {p95(f.baseline):.{digits}f} {f.unit}"
+        ours = spread(f.lawful, f.unit)
+        theirs = spread(f.baseline, f.unit) if f.baseline else "-"
+        ratio = f"{f.ratio:>6.2f}x" if f.ratio is not None else f"{'-':>7}"
+        if f.fides_text is not None:
+            fides = f.fides_text
         else:
-            ours, theirs = show(f.lawful[0], f.unit), show(f.baseline[0], f.unit)
-        fides = f"{f.fides:g} s" if f.fides is not None else "-"
+            fides = f"{f.fides:g} s" if f.fides is not None else "-"
         met = "-" if f.met is None else ("yes" if f.met else "NO")
         lines.append(
-            f"{f.measure:<38} {ours:>24} {theirs:>24} {f.ratio:>6.2f}x {fides:>13}  "
-            f"{f.target:<24} {met}"
+            f"{f.measure:<38} {ours:>24} {theirs:>24} {ratio} {fides:>13}  {f.target:<24} {met}"
         )
         if f.note:
             lines.append(f"{'':<38} {f.note}")
     facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.facts.items())
     lines.append(f"   ({facts})")
-    lines.append("   ratio: lawful's median over the SQL's (for rows/s: the SQL's over lawful's)")
+    if any(f.baseline for f in report.figures):
+        lines.append(
+            "   ratio: lawful's median over the SQL's (for rows/s: the SQL's over lawful's)"
+        )
+    lines += [f"   {text}" for text in report.lines]
     return "\n".join(lines)
 
 
@@ -1110,6 +1553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shop-customers", type=int, default=1_000_000)
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-shop", action="store_true")
+    parser.add_argument("--skip-requests", action="store_true", help="no whole requests")
+    parser.add_argument(
+        "--requests", type=int, default=60, help="requests per kind and sample (default 60)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -1119,7 +1566,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = Server(args.pg)
     reports = []
     try:
-        runs = [(args.skip_peer, run_peer), (args.skip_shop, run_shop)]
+        runs = [
+            (args.skip_peer, run_peer),
+            (args.skip_requests, run_requests),
+            (args.skip_shop, run_shop),
+        ]
         for skip, run in runs:
             if skip:
                 continue

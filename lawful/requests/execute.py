@@ -41,7 +41,7 @@ from lawful.requests import art15, package
 from lawful.requests.jobs import Claim, InStore, RunResult
 from lawful.requests.states import RequestState
 from lawful.requests.tables import request_packages, request_steps, requests
-from lawful.subjects import Identity
+from lawful.subjects import Identity, registry
 
 if TYPE_CHECKING:
     from lawful.requests.service import Requests
@@ -280,18 +280,16 @@ def _confirm(reqs: Requests, who: Identity) -> dict[str, Any]:
     if reqs.datasets is not None:
         for key, found in reqs.datasets.find([who]).items():
             rows[key] = found.total
-    known = reqs.consent.subject(who) is not None
+    known = _known(reqs, who) is not None
     return {"holds_data": known or any(rows.values()), "rows": rows, "records": known}
 
 
 def _package(reqs: Requests, row: Any, who: Identity) -> dict[str, Any]:
     accessed = reqs.datasets.access([who]) if reqs.datasets is not None else []
     categories = {c for d in accessed for t in d.tables for c in t.columns.values()}
-    subject = reqs.consent.subject(who)
     records: dict[str, list[dict[str, Any]]] = {"consent": [], "requests": []}
-    if subject is not None:
-        records["consent"] = [_record(r) for r in reqs.consent.history(subject)]
     with reqs.store.engine.connect() as conn:
+        subject = registry.find(conn, reqs.consent.context, who)
         mine = conn.execute(
             sa.select(requests.c.ref, requests.c.kind, requests.c.state, requests.c.received_at)
             .where(
@@ -300,6 +298,8 @@ def _package(reqs: Requests, row: Any, who: Identity) -> dict[str, Any]:
             )
             .order_by(requests.c.received_at)
         ).all()
+    if subject is not None:
+        records["consent"] = [_record(r) for r in reqs.consent.history(subject)]
     records["requests"] = [
         {"ref": r.ref, "kind": r.kind, "state": r.state, "received_at": r.received_at.isoformat()}
         for r in mine
@@ -396,6 +396,14 @@ class SendFailed(RuntimeError):
     """The other controller did not take the data; the step is retried later."""
 
 
+def _known(reqs: Requests, who: Identity) -> Any:
+    """The subject lawful knows by `who`, or None. A plain read: `consent.subject` is the
+    write path (it can create the subject), so it takes the audit chain's head lock,
+    which every request's submit and close also wait for."""
+    with reqs.store.engine.connect() as conn:
+        return registry.find(conn, reqs.consent.context, who)
+
+
 def _record(record: Any) -> dict[str, Any]:
     return {
         "ref": record.ref,
@@ -448,7 +456,7 @@ def _close_records(reqs: Requests, who: Identity) -> dict[str, Any]:
     controller's legal obligation to demonstrate consent, GDPR Art. 7(1)).
     """
     consent = reqs.consent
-    subject = consent.subject(who)
+    subject = _known(reqs, who)
     if subject is None:
         return {"subject": "unknown: no records"}
     state = consent.state(subject)
@@ -574,9 +582,8 @@ def close(reqs: Requests, conn: Connection, ref: str) -> dict[str, Any]:
     }
     receipt["signature"] = reqs.sign(receipt)
     signed = {k: v for k, v in receipt.items() if k != "signature"}
-    reqs._move(conn, row.id, S.in_progress, final, now)
-    conn.execute(
-        sa.update(requests).where(requests.c.id == row.id).values(outcome=outcome, receipt=receipt)
+    reqs._move(
+        conn, row.id, S.in_progress, final, now, values={"outcome": outcome, "receipt": receipt}
     )
     append(
         conn,

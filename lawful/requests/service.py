@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import time
@@ -268,8 +269,10 @@ class Requests:
                     },
                 )
             ]
-            earlier = self._earlier(conn, identity_hash, request_kind, request_id)
-            refusal = refusals.check_repeat(self.policy, request_kind, earlier, now)
+            refusal = None
+            if self.policy.requests.repeat_limit is not None:  # else nothing to count
+                earlier = self._earlier(conn, identity_hash, request_kind, request_id)
+                refusal = refusals.check_repeat(self.policy, request_kind, earlier, now)
             if refusal is not None:
                 self._close(conn, request_id, ref, S.received, S.denied, now, refusal=refusal)
                 events.append(self._event(ref, identity_hash, S.received, S.denied, refusal.rule))
@@ -286,11 +289,8 @@ class Requests:
                 )
                 return Intake(ref, S.denied.value, STATUS_TEXT[S.denied], deadline.due_at, None)
             if trusted_by is not None:
-                state = self._verified(conn, request_id, ref, request_kind, S.received, now)
-                conn.execute(
-                    sa.update(requests)
-                    .where(requests.c.id == request_id)
-                    .values(verified_by=trusted_by)
+                state = self._verified(
+                    conn, request_id, ref, request_kind, S.received, now, by=trusted_by
                 )
                 events.append(self._event(ref, identity_hash, S.received, S.verified, trusted_by))
                 if state is not S.verified:
@@ -373,9 +373,8 @@ class Requests:
                     ],
                 )
                 return check
-            new = self._verified(conn, row.id, ref, RequestKind(row.kind), state, now)
-            conn.execute(
-                sa.update(requests).where(requests.c.id == row.id).values(verified_by="email_code")
+            new = self._verified(
+                conn, row.id, ref, RequestKind(row.kind), state, now, by="email_code"
             )
             events = [self._event(ref, row.identity_hash, state, S.verified, "code")]
             if new is not S.verified:
@@ -754,13 +753,21 @@ class Requests:
         current: RequestState,
         new: RequestState,
         now: datetime,
+        *,
+        through: Sequence[RequestState] = (),
+        values: Mapping[str, Any] | None = None,
     ) -> None:
+        """Move the request from `current` to `new` (by way of the states `through`, each
+        move checked) and set `values`, in one UPDATE that also checks it is still in
+        `current`."""
+        path = [current, *through, new]
         try:
-            check_move(current, new)
+            for old, to in itertools.pairwise(path):
+                check_move(old, to)
         except ValueError as exc:
             raise RequestError(str(exc)) from None
-        values: dict[str, Any] = {"state": new.value, "updated_at": now}
-        if new is S.verified:
+        values = {**(values or {}), "state": new.value, "updated_at": now}
+        if S.verified in path[1:]:
             values["verified_at"] = now
         if new.closed:
             values["closed_at"] = now
@@ -783,13 +790,10 @@ class Requests:
         *,
         refusal: refusals.Refusal | None = None,
     ) -> None:
-        self._move(conn, request_id, current, new, now)
+        values = None
         if refusal is not None:
-            conn.execute(
-                sa.update(requests)
-                .where(requests.c.id == request_id)
-                .values(refusal={"rule": refusal.rule, "text": refusal.text, "fee": refusal.fee})
-            )
+            values = {"refusal": {"rule": refusal.rule, "text": refusal.text, "fee": refusal.fee}}
+        self._move(conn, request_id, current, new, now, values=values)
 
     def _verified(
         self,
@@ -799,15 +803,22 @@ class Requests:
         kind: RequestKind,
         current: RequestState,
         now: datetime,
+        *,
+        by: str | None = None,
     ) -> RequestState:
-        """Mark verified, then await approval or queue the job; the state it ends in."""
-        self._move(conn, request_id, current, S.verified, now)
+        """Mark verified (by method `by`), then await approval or queue the job; the state
+        it ends in. One UPDATE: the row passes through verified (verified_at set) to it."""
+        values = {"verified_by": by} if by is not None else None
         if kind in self.policy.requests.approval and kind not in READ_ONLY:
-            self._move(conn, request_id, S.verified, S.awaiting_approval, now)
-            return S.awaiting_approval
-        self._move(conn, request_id, S.verified, S.in_progress, now)
-        job_queue.enqueue(conn, request_id=request_id, controller_id=self.controller_id, now=now)
-        return S.in_progress
+            new = S.awaiting_approval
+        else:
+            new = S.in_progress
+        self._move(conn, request_id, current, new, now, through=[S.verified], values=values)
+        if new is S.in_progress:
+            job_queue.enqueue(
+                conn, request_id=request_id, controller_id=self.controller_id, now=now
+            )
+        return new
 
     def _event(
         self,
