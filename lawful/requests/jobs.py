@@ -312,11 +312,20 @@ class Jobs:
 
     # -- steps -------------------------------------------------------------------------
 
-    def steps(self, claim: Claim, names: Sequence[str]) -> list[Step]:
+    def steps(
+        self,
+        claim: Claim,
+        names: Sequence[str],
+        *,
+        start_first: bool | Callable[[int], bool] = False,
+    ) -> list[Step]:
         """The job's steps, created on the first call in the order of `names`.
 
         A later call must name the same steps in the same order: a job's plan does not
-        change once recorded (a resumed job would otherwise skip or repeat work).
+        change once recorded (a resumed job would otherwise skip or repeat work). With
+        `start_first` (or when `start_first(seq)` says so for it), the first step not
+        finished is also started (as `start_step` does) in the same transaction: `run`
+        saves a round trip and a commit.
         """
         names = list(names)
         if not names:
@@ -347,13 +356,19 @@ class Jobs:
                         for step in steps
                     ],
                 )
-                return steps
-            recorded = [step.name for step in steps]
-            if recorded != names:
-                raise JobError(
-                    f"the job for request {claim.request_id} has steps {recorded} recorded, "
-                    f"not {names}: a job's steps cannot change once recorded"
-                )
+            else:
+                recorded = [step.name for step in steps]
+                if recorded != names:
+                    raise JobError(
+                        f"the job for request {claim.request_id} has steps {recorded} "
+                        f"recorded, not {names}: a job's steps cannot change once recorded"
+                    )
+            if start_first:
+                first = next((step for step in steps if not step.finished), None)
+                wanted = start_first(first.seq) if callable(start_first) and first else True
+                if first is not None and wanted:
+                    started = self._start(conn, claim, first.seq, now)
+                    steps = [started if st.seq == first.seq and started else st for st in steps]
             return steps
 
         return self._write(plan)
@@ -519,21 +534,53 @@ class Jobs:
                 f"renew_every must be positive and shorter than the lease ({self.lease}), "
                 f"got {every}"
             )
+        names = [name for name, _ in steps]
+        # The first step still to do, when it runs outside the store, is started in the
+        # transaction that records the plan; a last step in the store completes the job
+        # in its own transaction. Both save a commit per request.
+        done = [False] * len(steps)
         with _Heartbeat(self, claim, every.total_seconds()) as heartbeat:
-            recorded = self._retrying(lambda: self.steps(claim, [name for name, _ in steps]))
+            outside = [not isinstance(fn, InStore) for _, fn in steps]
+            recorded = self._retrying(
+                lambda: self.steps(claim, names, start_first=lambda seq: outside[seq - 1])
+            )
+            first = next((i for i, st in enumerate(recorded) if not st.finished), None)
+            if first is not None and not outside[first]:
+                first = None  # an InStore step starts in its own transaction
             ran: list[str] = []
             skipped: list[str] = []
-            for step, (name, fn) in zip(recorded, steps, strict=True):
+            completed = False
+            for i, (step, (name, fn)) in enumerate(zip(recorded, steps, strict=True)):
                 if step.finished:
                     skipped.append(name)
+                    done[i] = True
                     continue
                 heartbeat.check()
-                error = self._run_step(claim, step, fn)
+                last = i == len(steps) - 1 and all(done[:i])
+                follower = (
+                    outside[i]
+                    and i + 1 < len(steps)
+                    and outside[i + 1]
+                    and not recorded[i + 1].finished
+                )
+                error = self._run_step(
+                    claim,
+                    step,
+                    fn,
+                    started=i == first,
+                    complete=last,
+                    then_start=recorded[i + 1].seq if follower else None,
+                )
                 heartbeat.check()
                 if error is not None:
                     return self._after_error(claim, step, error, ran, skipped)
                 ran.append(name)
-            self._retrying(lambda: self.complete(claim))
+                done[i] = True
+                if follower:
+                    first = i + 1  # started with this step's completion
+                completed = last and isinstance(fn, InStore)
+            if not completed:
+                self._retrying(lambda: self.complete(claim))
         return RunResult(DONE, tuple(ran), tuple(skipped))
 
     def work(
@@ -582,20 +629,35 @@ class Jobs:
         """How long a job waits after its `attempts`-th attempt failed: 2^n s, at most 1 h."""
         return timedelta(seconds=min(2 ** min(attempts, 12), 3600))
 
-    def _run_step(self, claim: Claim, step: Step, fn: StepFn) -> BaseException | None:
-        """Run one step to done; the error that stopped it, if any (LeaseLost raises)."""
+    def _run_step(
+        self,
+        claim: Claim,
+        step: Step,
+        fn: StepFn,
+        *,
+        started: bool = False,
+        complete: bool = False,
+        then_start: int | None = None,
+    ) -> BaseException | None:
+        """Run one step to done; the error that stopped it, if any (LeaseLost raises).
+
+        `started`: the step was started already (first attempt only). `complete`: an
+        InStore step completes the job in its transaction (every other step is done).
+        `then_start`: a plain step starts that next step in its finishing transaction.
+        """
         for attempt in range(self.retries + 1):
             try:
                 if isinstance(fn, InStore):
-                    self._run_in_store(claim, step.seq, fn)
+                    self._run_in_store(claim, step.seq, fn, complete=complete)
                 else:
-                    self.start_step(claim, step.seq)
+                    if not (started and attempt == 0):
+                        self.start_step(claim, step.seq)
                     result = fn(None)
                     if not isinstance(result, dict):
                         raise TypeError(
                             f"step {step.name!r} returned {type(result).__name__}, not a dict"
                         )
-                    self._finish(claim, step.seq, result)
+                    self._finish(claim, step.seq, result, then_start=then_start)
                 return None
             except LeaseLost:
                 raise
@@ -646,13 +708,18 @@ class Jobs:
         claim: Claim,
         seq: int,
         produce: Callable[[Connection], dict[str, Any]] | dict[str, Any],
+        *,
+        then_start: int | None = None,
     ) -> Step:
         """Mark step `seq` done with the result `produce` (or `produce(conn)`, run in the
-        same transaction, only if the step is not done yet)."""
+        same transaction, only if the step is not done yet); `then_start` starts the next
+        step in the same transaction (one commit between two steps instead of two)."""
 
         def finish(conn: Connection) -> Step:
             now = self.clock()
             self._fence(conn, claim, now)
+            if then_start is not None:
+                self._start(conn, claim, then_start, now)
             if callable(produce):
                 step = self._step(conn, claim, seq)
                 if step.finished:
@@ -679,8 +746,9 @@ class Jobs:
 
         return self._write(finish)
 
-    def _run_in_store(self, claim: Claim, seq: int, fn: InStore) -> None:
-        """Start, carry out and finish an InStore step in one transaction."""
+    def _run_in_store(self, claim: Claim, seq: int, fn: InStore, *, complete: bool = False) -> None:
+        """Start, carry out and finish an InStore step in one transaction; with
+        `complete`, also mark the job done there (after checking every step is)."""
 
         def run(conn: Connection) -> None:
             now = self.clock()
@@ -698,6 +766,18 @@ class Jobs:
                 .where(s.request_id == claim.request_id, s.seq == seq)
                 .values(state=STEP_DONE, finished_at=now, result=result)
             )
+            if complete:
+                left = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(request_steps)
+                    .where(s.request_id == claim.request_id, s.state.not_in(_FINISHED))
+                ).scalar_one()
+                if left:
+                    raise JobError(
+                        f"the job for request {claim.request_id} cannot be completed: "
+                        f"{left} steps are not done"
+                    )
+                self._release(conn, claim, state=DONE, now=now, last_error=None)
 
         self._write(run)
 

@@ -290,59 +290,64 @@ def deliver_pending(
 ) -> int:
     """Send up to `limit` queued messages, oldest first; returns how many were sent.
 
-    Each message is claimed, sent and marked sent in one transaction: a failed send
-    rolls back and leaves it queued for the next round; one already marked (by an
-    earlier round or another worker) is skipped. A sender raising SenderUnavailable
-    (server down) ends the round; any other failure skips that message only.
+    One transaction per round: the queued messages are claimed (locked: `FOR UPDATE SKIP
+    LOCKED` on PostgreSQL, the write lock taken first on SQLite, so another worker skips
+    or waits for them), sent one by one, and those sent are marked in one statement at
+    the end. A message whose send fails stays queued for the next round; a sender raising
+    SenderUnavailable (server down) ends the round. A crash after a send and before the
+    commit sends that message again next round: delivery is at least once.
     """
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive whole number, got {limit!r}")
     c = request_messages.c
-    with store.engine.connect() as conn:
-        ids = conn.scalars(
-            sa.select(c.id).where(c.sent_at.is_(None)).order_by(c.created_at, c.id).limit(limit)
-        ).all()
-    sent = 0
-    for message_id in ids:
-        at = now or datetime.now(UTC)
-        try:
-            if store.write(
-                lambda conn, mid=message_id, at=at: _deliver(conn, keyring, sender, mid, at)
-            ):
-                sent += 1
-        except SenderUnavailable as exc:
-            logger.warning(
-                "message %s not sent, the sender is unavailable (%s); it and the rest stay "
-                "queued for the next round",
-                message_id,
-                exc,
+    sqlite = store.engine.dialect.name == "sqlite"
+
+    def round_(conn: Connection) -> int:
+        if sqlite:
+            # pysqlite begins lazily: take the write lock before reading what to claim.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        query = (
+            sa.select(
+                c.id, c.controller_id, c.template, c.channel, c.ciphertext, c.key_id,
+                requests.c.ref,
             )
-            break
-        except Exception as exc:  # any sender's failure: this message stays queued
-            logger.warning(
-                "message %s not sent (%s); it stays queued", message_id, type(exc).__name__
+            .select_from(request_messages.outerjoin(requests, requests.c.id == c.request_id))
+            .where(c.sent_at.is_(None))
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+        )  # fmt: skip
+        if not sqlite:
+            query = query.with_for_update(of=request_messages, skip_locked=True)
+        sent: list[int] = []
+        for row in conn.execute(query).all():
+            try:
+                sender.send(_message(keyring, row))
+            except SenderUnavailable as exc:
+                logger.warning(
+                    "message %s not sent, the sender is unavailable (%s); it and the rest "
+                    "stay queued for the next round",
+                    row.id,
+                    exc,
+                )
+                break
+            except Exception as exc:  # any sender's failure: this message stays queued
+                logger.warning(
+                    "message %s not sent (%s); it stays queued", row.id, type(exc).__name__
+                )
+                continue
+            sent.append(row.id)
+        if sent:
+            conn.execute(
+                sa.update(request_messages)
+                .where(c.id.in_(sent))
+                .values(sent_at=now or datetime.now(UTC))
             )
-    return sent
+        return len(sent)
+
+    return store.write(round_)
 
 
-def _deliver(
-    conn: Connection, keyring: Keyring, sender: Sender, message_id: int, now: datetime
-) -> bool:
-    c = request_messages.c
-    # Claim first: the update locks the row (PostgreSQL) or the database (SQLite) until
-    # the commit, so another worker waits, then finds it sent and skips it.
-    claimed = conn.execute(
-        sa.update(request_messages)
-        .where(c.id == message_id, c.sent_at.is_(None))
-        .values(sent_at=now)
-    )
-    if claimed.rowcount != 1:
-        return False
-    row = conn.execute(
-        sa.select(c.controller_id, c.template, c.channel, c.ciphertext, c.key_id, requests.c.ref)
-        .select_from(request_messages.outerjoin(requests, requests.c.id == c.request_id))
-        .where(c.id == message_id)
-    ).one()
+def _message(keyring: Keyring, row: Any) -> Message:
     sealed = json.loads(
         keyring.decrypt(
             row.key_id,
@@ -350,17 +355,14 @@ def _deliver(
             context=_context(row.controller_id, row.template, row.channel),
         )
     )
-    sender.send(
-        Message(
-            request_ref=row.ref,
-            template=row.template,
-            channel=row.channel,
-            to=sealed["to"],
-            subject=sealed["subject"],
-            body=sealed["body"],
-        )
+    return Message(
+        request_ref=row.ref,
+        template=row.template,
+        channel=row.channel,
+        to=sealed["to"],
+        subject=sealed["subject"],
+        body=sealed["body"],
     )
-    return True
 
 
 def _context(controller_id: int, template: str, channel: str) -> bytes:
