@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
@@ -146,7 +146,7 @@ def test_a_rectification_of_some_categories_tells_only_who_received_them(
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes, dict[str, str]]] = []
+    received: ClassVar[list[tuple[str, bytes, dict[str, str]]]] = []
     status = 204
 
     def do_POST(self) -> None:
