@@ -301,7 +301,8 @@ def _leg(
     if country != ANYWHERE and country in law.countries:
         inside = "the EEA" if law.countries == EEA else _territory(law)
         return leg(True, "internal", f"{country} is inside {inside}: not a transfer out of {j}")
-    if country == ANYWHERE and str(spec.role) in NOT_A_TRANSFER_ROLES:
+    # Declared anywhere (even when narrowed to one country): the policy check's exemption.
+    if ANYWHERE in spec.country and str(spec.role) in NOT_A_TRANSFER_ROLES:
         why = (
             "a disclosure the law compels"
             if str(spec.role) == "authority"
