@@ -55,6 +55,7 @@ from lawful.disclosure.transfers import (
     decide_transfer,
     recipient_purposes,
 )
+from lawful.policy.countries import ANYWHERE, check_country
 from lawful.policy.jurisdictions import get_jurisdiction
 from lawful.policy.model import Policy
 from lawful.policy.vocabulary import Basis, unknown
@@ -329,7 +330,7 @@ class Disclosures:
                 jurisdictions=applicable_jurisdictions(self.policy, jurisdiction),
                 consent=None,
                 categories=cats,
-                country=_country(country),
+                country=self._country(recipient, country),
             )
         with self.store.engine.connect() as conn:
             _, state = self._one_state(conn, subject)
@@ -339,8 +340,24 @@ class Disclosures:
             jurisdictions=applicable_jurisdictions(self.policy, jurisdiction or state.jurisdiction),
             consent=self._evidence(state, recipient, None, at),
             categories=cats,
-            country=_country(country),
+            country=self._country(recipient, country),
         )
+
+    def _country(self, recipient: str, country: str | None) -> str | None:
+        """One of the recipient's declared countries (any, for a recipient anywhere)."""
+        if country is None:
+            return None
+        try:
+            code = check_country(country)
+        except ValueError as exc:
+            raise DisclosureError(str(exc)) from None
+        declared = self.policy.recipients[recipient].country
+        if code not in declared and ANYWHERE not in declared:
+            raise DisclosureError(
+                f"recipient '{recipient}' is declared in {', '.join(declared)}, not {code}; a "
+                "transfer to another country needs the recipient declared there in the policy"
+            )
+        return code
 
     # -- reports -------------------------------------------------------------------------
 
@@ -936,17 +953,6 @@ def _when(at: datetime | None) -> datetime:
             "give the time of a disclosure with its time zone, e.g. datetime.now(UTC)"
         )
     return at.astimezone(UTC)
-
-
-def _country(country: str | None) -> str | None:
-    if country is None:
-        return None
-    from lawful.policy.countries import check_country
-
-    try:
-        return check_country(country)
-    except ValueError as exc:
-        raise DisclosureError(str(exc)) from None
 
 
 def _shape(state: SubjectState) -> Any:
