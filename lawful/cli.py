@@ -43,6 +43,7 @@ def _add_capabilities() -> None:
     # Imported here: the capability CLIs use this module's conventions (_open_engine, ...).
     from lawful.consent.cli import consent_app, decide
     from lawful.datasets.cli import data_app, dataset_app, scan
+    from lawful.disclosure.cli import disclose, disclosures_, recipients, transfer_check
     from lawful.requests.cli import request_app
     from lawful.subjects.cli import keyring_app
 
@@ -53,6 +54,10 @@ def _add_capabilities() -> None:
     app.add_typer(request_app, name="request")
     app.command("decide")(decide)
     app.command("scan")(scan)
+    app.command("disclose")(disclose)
+    app.command("disclosures")(disclosures_)
+    app.command("recipients")(recipients)
+    app.command("transfer-check")(transfer_check)
 
 
 def _print_json(data: Any) -> None:

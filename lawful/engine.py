@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from lawful.audit import NewEvent, append
 from lawful.consent import Consent, Decision, DecisionLogging
 from lawful.datasets import Datasets
+from lawful.disclosure import Disclosures, load_webhooks
 from lawful.policy import (
     LoadedPolicy,
     Policy,
@@ -27,6 +28,7 @@ from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, open_store
 from lawful.subjects import Keyring, load_keyring
 
 DEFAULT_POLICY_PATH = "policy.yaml"
+WEBHOOKS_ENV = "LAWFUL_WEBHOOKS"
 
 
 def policy_path(option: str | Path | None = None) -> Path:
@@ -70,6 +72,7 @@ class Engine:
         self._datasets = datasets
         self._sender = sender
         self._requests: Requests | None = None
+        self._disclosures: Disclosures | None = None
 
     @property
     def keyring(self) -> Keyring:
@@ -103,6 +106,24 @@ class Engine:
         return self._datasets
 
     @property
+    def disclosures(self) -> Disclosures:
+        """Disclosures to recipients, transfers abroad, Art. 19 notices (lawful.disclosure).
+
+        Recipients' webhooks for Art. 19 notices come from the JSON file named by
+        $LAWFUL_WEBHOOKS ({"recipient": "https://..."}); without it notices are queued.
+        """
+        if self._disclosures is None:
+            hooks = os.environ.get(WEBHOOKS_ENV)
+            self._disclosures = Disclosures(
+                self.store,
+                self.policy,
+                self.keyring,
+                self.consent,
+                webhooks=load_webhooks(hooks) if hooks else None,
+            )
+        return self._disclosures
+
+    @property
     def requests(self) -> Requests:
         """Data-subject requests (see lawful.requests)."""
         if self._requests is None:
@@ -114,6 +135,7 @@ class Engine:
                 self.consent,
                 self.datasets,
                 sender=self._sender,
+                disclosures=self.disclosures,
             )
         return self._requests
 

@@ -202,10 +202,17 @@ def plan(reqs: Requests, row: Any, who: Identity) -> list[Step]:
             steps.append((f"dataset:{key}:plan", lambda key=key: _erase(reqs, who, key, True)))
             steps.append((f"dataset:{key}:erase", lambda key=key: _erase(reqs, who, key)))
         steps.append(("records:close", lambda: _close_records(reqs, who)))
+        if reqs.disclosures is not None:
+            steps.append(("recipients:notify", lambda: _notify(reqs, who, "erasure", row.ref)))
         steps.append(("proof", lambda: _proof(reqs, who)))
         return steps
     if kind is K.rectification:
-        return [("dataset:rectify", lambda: _rectify(reqs, who, params["changes"]))]
+        steps = [("dataset:rectify", lambda: _rectify(reqs, who, params["changes"]))]
+        if reqs.disclosures is not None:
+            steps.append(
+                ("recipients:notify", lambda: _notify(reqs, who, "rectification", row.ref))
+            )
+        return steps
     if kind is K.restriction:
         return [
             (
@@ -304,7 +311,15 @@ def _package(reqs: Requests, row: Any, who: Identity) -> dict[str, Any]:
         {"ref": r.ref, "kind": r.kind, "state": r.state, "received_at": r.received_at.isoformat()}
         for r in mine
     ]
-    information = art15.art15_information(reqs.policy, categories, jurisdiction=row.jurisdiction)
+    disclosed = (
+        [d.to_dict() for d in reqs.disclosures.disclosures_of(who)]
+        if reqs.disclosures is not None
+        else []
+    )
+    records["disclosures"] = disclosed
+    information = art15.art15_information(
+        reqs.policy, categories, jurisdiction=row.jurisdiction, disclosures=disclosed
+    )
     contents = package.PackageContents(
         controller=reqs.policy.controller.name,
         request_ref=row.ref,
@@ -492,6 +507,14 @@ def _proof(reqs: Requests, who: Identity) -> dict[str, Any]:
             )
         found += report.found
     return {"left_to_erase": 0, "still_found": found}
+
+
+def _notify(reqs: Requests, who: Identity, change: Any, ref: str) -> dict[str, Any]:
+    """Tell the recipients that received the subject's data (GDPR Art. 19); calling again
+    for the same request adds no notice, so a rerun after a crash changes nothing."""
+    assert reqs.disclosures is not None
+    notices = reqs.disclosures.notify_recipients(who, change, ref)
+    return {"recipients": sorted({n.recipient for n in notices})}
 
 
 def _rectify(reqs: Requests, who: Identity, changes: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from lawful.audit import NewEvent, append
 from lawful.audit.log import lock_head
 from lawful.consent import Consent
 from lawful.datasets import Datasets
+from lawful.disclosure import Disclosures
 from lawful.policy import Policy
 from lawful.policy.vocabulary import RequestKind
 from lawful.requests import deadlines as dl
@@ -133,6 +134,7 @@ class Requests:
         intake_floor: float = INTAKE_FLOOR,
         public_url: str | None = None,
         lease: timedelta = timedelta(seconds=30),
+        disclosures: Disclosures | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -140,6 +142,7 @@ class Requests:
         self.keyring = keyring
         self.consent = consent
         self.datasets = datasets
+        self.disclosures = disclosures  # Art. 15 lists them; Art. 19 notifies their recipients
         self.sender = sender or messages.MemorySender()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.package_window = package_window

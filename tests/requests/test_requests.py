@@ -221,6 +221,7 @@ def test_erasure_runs_proves_and_keeps_what_the_law_requires(
         "dataset:shop:plan",
         "dataset:shop:erase",
         "records:close",
+        "recipients:notify",
         "proof",
         "close",
     ]
@@ -684,3 +685,31 @@ def test_portability_sent_to_another_controller(
         for r in t["rows"]
     ]
     assert emails == [email]
+
+
+def test_disclosures_are_listed_and_their_recipients_told_of_an_erasure(
+    urls: tuple[str, str], shop_url: str
+) -> None:
+    """Art. 15(1)(c): the copy lists who received the data; Art. 19: those recipients,
+    and only they, are told of the erasure."""
+    sender = MemorySender()
+    engine, _ = seed_engine("selro", urls[0], sender)
+    with engine:
+        _, email = a_customer(shop_url)
+        made = engine.disclosures.disclose(
+            f"email:{email}", "paypal", ["user.financial.credit_card"], "payments"
+        )
+        assert made.allowed, made.reason
+        ref = submit_and_verify(engine.requests, sender, "access", email)
+        engine.requests.run_pending()
+        token = sender.last(to=email, template="package_ready").body.split("token=")[1].split()[0]
+        with zipfile.ZipFile(io.BytesIO(engine.requests.download(token))) as zf:
+            data = json.loads(zf.read("data.json"))
+        assert [d["recipient"] for d in data["information"]["disclosures"]] == ["paypal"]
+
+        ref = submit_and_verify(engine.requests, sender, "erasure", email)
+        engine.requests.run_pending()
+        view = engine.requests.show(ref)
+        assert view.outcome["recipients:notify"] == {"recipients": ["paypal"]}
+        notices = engine.disclosures.notices_of(ref)
+        assert [(n.recipient, n.change) for n in notices] == [("paypal", "erasure")]

@@ -81,9 +81,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(500), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
-    op.create_index(
-        "ix_request_jobs_state_available_at", "request_jobs", ["state", "available_at"]
-    )
+    op.create_index("ix_request_jobs_state_available_at", "request_jobs", ["state", "available_at"])
     op.create_table(
         "request_steps",
         _request(),
