@@ -12,6 +12,7 @@ from sqlalchemy import MetaData
 def all_tables() -> MetaData:
     import lawful.audit.tables
     import lawful.consent.tables
+    import lawful.incidents.tables
     import lawful.requests.tables
     import lawful.subjects.tables  # noqa: F401
     from lawful.store.tables import metadata
