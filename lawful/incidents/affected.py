@@ -86,7 +86,11 @@ def resolve_scope(
     for cat in cats:
         if not taxonomy.is_category(cat):
             guess = did_you_mean(cat, sorted(taxonomy.categories))
-            hint = f"did you mean '{guess}'?" if guess else "use a fideslang key, e.g. user.contact.email"
+            hint = (
+                f"did you mean '{guess}'?"
+                if guess
+                else "use a fideslang key, e.g. user.contact.email"
+            )
             problems.append(f"category '{cat}' is not a data category; {hint}")
     annotated: dict[str, set[str]] = (
         {k: set(v.dataset.tables) for k, v in datasets.loaded.items()} if datasets else {}
@@ -197,12 +201,16 @@ def _extra(
         try:
             text = identity_text(item)
         except IdentityError as exc:
-            raise IncidentError(f"extra_subjects gave an identity lawful can't read: {exc}") from None
+            raise IncidentError(
+                f"extra_subjects gave an identity lawful can't read: {exc}"
+            ) from None
         hashes.append(keyring.hash_many([text])[0])
         kinds.append(text.partition(":")[0])
     for start in range(0, len(hashes), batch):
         out = []
-        for digest, kind in zip(hashes[start : start + batch], kinds[start : start + batch], strict=True):
+        for digest, kind in zip(
+            hashes[start : start + batch], kinds[start : start + batch], strict=True
+        ):
             if digest not in seen:
                 seen.add(digest)
                 out.append((digest, kind, "extra"))

@@ -36,7 +36,10 @@ _AUTHORITY_LAW = {
     "br": (True, "Resolução CD/ANPD nº 15/2024 Art. 6"),
     # Cal. Civ. Code §1798.82(f): a sample copy to the Attorney General when more than
     # 500 residents are told, counted from the notice to them: not a discovery deadline.
-    "us-ca": (False, "Cal. Civ. Code §1798.82(f): a copy to the Attorney General over 500 residents"),
+    "us-ca": (
+        False,
+        "Cal. Civ. Code §1798.82(f): a copy to the Attorney General over 500 residents",
+    ),
     "other": (False, "no law named"),
 }
 # Whether each law asks to tell the people: "high_risk" (only then), "always", "never".
@@ -63,8 +66,10 @@ class BreachDeadline:
 
     def overdue(self, now: datetime) -> bool:
         """Past due and not done. "Immediately" counts as due at discovery."""
-        return bool(self.required) and self.done_at is None and (
-            self.due_at is not None and self.due_at < now
+        return (
+            bool(self.required)
+            and self.done_at is None
+            and (self.due_at is not None and self.due_at < now)
         )
 
     def sort_key(self, now: datetime) -> tuple[int, datetime]:
@@ -108,9 +113,7 @@ def breach_deadlines(
         required = needed or breaches.notify_authority_within is not None
         if due is None and law.key == "cn":
             due = discovered_at  # "immediately": due at once
-        out.append(
-            BreachDeadline(law.key, AUTHORITY, required, due, basis, authority_notified_at)
-        )
+        out.append(BreachDeadline(law.key, AUTHORITY, required, due, basis, authority_notified_at))
         rule, words = _SUBJECTS_LAW.get(law.key, ("never", law.name))
         due, basis = _earliest(
             discovered_at, law, law.breach_subjects_within, breaches.notify_subjects_within, words
@@ -125,9 +128,7 @@ def breach_deadlines(
         if promised_subjects and rule != "always":
             basis += "; the policy promises to tell the people affected (breaches.notify_subjects)"
         out.append(
-            BreachDeadline(
-                law.key, SUBJECTS, subjects_required, due, basis, subjects_notified_at
-            )
+            BreachDeadline(law.key, SUBJECTS, subjects_required, due, basis, subjects_notified_at)
         )
     return out
 

@@ -30,32 +30,71 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 # Per category (the first key that starts the category wins): the likely consequences,
 # and what a person can do about them, in plain words.
 _RISKS: tuple[tuple[str, str, str], ...] = (
-    ("user.authorization.credentials", "someone could sign in to your account",
-     "change your password here and wherever you used the same one"),
-    ("user.financial", "fraudulent payments or charges",
-     "watch your bank and card statements and tell your bank of any payment you did not make"),
-    ("user.payment", "fraudulent payments or charges",
-     "watch your bank and card statements and tell your bank of any payment you did not make"),
-    ("user.government_id", "identity theft",
-     "be wary of accounts or credit opened in your name; your local authority can advise"),
-    ("user.contact.email", "unwanted email and messages pretending to come from us (phishing)",
-     "be wary of messages asking for passwords or payment; we never ask for your password"),
-    ("user.contact.phone_number", "unwanted calls or text messages, some pretending to be us",
-     "do not give codes or payment details to anyone who calls you unexpectedly"),
-    ("user.contact.address", "unwanted post, or someone learning where you live",
-     "be wary of letters or parcels you did not expect"),
-    ("user.demographic.date_of_birth", "your details being used to impersonate you",
-     "be wary of anyone who uses your date of birth to prove they are us"),
-    ("user.health_and_medical", "others learning about your health",
-     "contact us if you are worried about who may have seen this"),
-    ("user.behavior.purchase_history", "others learning what you bought",
-     "be wary of messages that mention your orders to gain your trust"),
-    ("user.device.ip_address", "your approximate location being known",
-     "no action is needed in most cases"),
-    ("user.content", "others reading what you wrote to us",
-     "contact us if what you wrote contained anything sensitive"),
-    ("user.name", "messages that use your name to seem genuine",
-     "be wary of unexpected messages that greet you by name"),
+    (
+        "user.authorization.credentials",
+        "someone could sign in to your account",
+        "change your password here and wherever you used the same one",
+    ),
+    (
+        "user.financial",
+        "fraudulent payments or charges",
+        "watch your bank and card statements and tell your bank of any payment you did not make",
+    ),
+    (
+        "user.payment",
+        "fraudulent payments or charges",
+        "watch your bank and card statements and tell your bank of any payment you did not make",
+    ),
+    (
+        "user.government_id",
+        "identity theft",
+        "be wary of accounts or credit opened in your name; your local authority can advise",
+    ),
+    (
+        "user.contact.email",
+        "unwanted email and messages pretending to come from us (phishing)",
+        "be wary of messages asking for passwords or payment; we never ask for your password",
+    ),
+    (
+        "user.contact.phone_number",
+        "unwanted calls or text messages, some pretending to be us",
+        "do not give codes or payment details to anyone who calls you unexpectedly",
+    ),
+    (
+        "user.contact.address",
+        "unwanted post, or someone learning where you live",
+        "be wary of letters or parcels you did not expect",
+    ),
+    (
+        "user.demographic.date_of_birth",
+        "your details being used to impersonate you",
+        "be wary of anyone who uses your date of birth to prove they are us",
+    ),
+    (
+        "user.health_and_medical",
+        "others learning about your health",
+        "contact us if you are worried about who may have seen this",
+    ),
+    (
+        "user.behavior.purchase_history",
+        "others learning what you bought",
+        "be wary of messages that mention your orders to gain your trust",
+    ),
+    (
+        "user.device.ip_address",
+        "your approximate location being known",
+        "no action is needed in most cases",
+    ),
+    (
+        "user.content",
+        "others reading what you wrote to us",
+        "contact us if what you wrote contained anything sensitive",
+    ),
+    (
+        "user.name",
+        "messages that use your name to seem genuine",
+        "be wary of unexpected messages that greet you by name",
+    ),
 )
 _DEFAULT_RISK = (
     "your personal data being used by people who should not have it",
@@ -81,7 +120,9 @@ def risks(categories: list[str]) -> tuple[list[str], list[str]]:
     consequences: dict[str, None] = {}
     advice: dict[str, None] = {}
     for category in categories:
-        found = next((r for r in _RISKS if category == r[0] or category.startswith(r[0] + ".")), None)
+        found = next(
+            (r for r in _RISKS if category == r[0] or category.startswith(r[0] + ".")), None
+        )
         if found is None:
             # a broader category (user.contact) covers the risks of what it holds
             found_all = [r for r in _RISKS if r[0].startswith(category + ".")]
@@ -128,7 +169,9 @@ def _fields(policy: Policy, incident: Incident) -> dict[str, Any]:
         "channels": [str(c) for c in policy.breaches.channels],
         "consequences": consequences,
         "advice": advice,
-        "measures": [e.note for e in incident.events if e.kind in ("contained", "measure") and e.note],
+        "measures": [
+            e.note for e in incident.events if e.kind in ("contained", "measure") and e.note
+        ],
         "people": incident.subjects_count or incident.people_estimate,
         "estimate": incident.people_estimate,
         "requests_contact": policy.requests.contact or contacts.privacy_email or contacts.email,

@@ -127,7 +127,9 @@ def _select(
         joined = joined.join(target, on)
         aliases.append(target)
     start, end = aliases[0], aliases[-1]
-    columns = [end.c[c].label(f"i{n}") for n, (c, _) in enumerate(graph.tables[path.end].identities)]
+    columns = [
+        end.c[c].label(f"i{n}") for n, (c, _) in enumerate(graph.tables[path.end].identities)
+    ]
     columns += [start.c[c].label(f"x{n}") for n, c in enumerate(extra)]
     query = sa.select(*columns).select_from(joined)
     condition = where(start) if where is not None else None

@@ -342,7 +342,12 @@ class Incidents:
     # -- the timeline ------------------------------------------------------------------
 
     def add_event(
-        self, incident: IncidentLike, kind: str, note: str | None = None, *, at: datetime | None = None
+        self,
+        incident: IncidentLike,
+        kind: str,
+        note: str | None = None,
+        *,
+        at: datetime | None = None,
     ) -> Incident:
         """Add an entry to the timeline: contained, measure, update, ... (`EVENT_KINDS`).
 
@@ -368,7 +373,10 @@ class Incidents:
         current = self.show(incident)
         notice = notices.draft(self.policy, current, audience)
         self._change(
-            current, f"{audience}_notified", f"notice sha256 {notice.sha256}", at=at,
+            current,
+            f"{audience}_notified",
+            f"notice sha256 {notice.sha256}",
+            at=at,
             notice_hash=notice.sha256,
         )
         return notice
@@ -376,13 +384,17 @@ class Incidents:
     def draft(self, incident: IncidentLike, audience: str) -> notices.Notice:
         """The notice to `audience`, drafted without marking anything."""
         if audience not in (AUTHORITY, SUBJECTS):
-            raise IncidentError(f"draft a notice to the authority or the subjects, not {audience!r}")
+            raise IncidentError(
+                f"draft a notice to the authority or the subjects, not {audience!r}"
+            )
         return notices.draft(self.policy, self.show(incident), audience)
 
     def close(self, incident: IncidentLike, report: str) -> Incident:
         """Close the incident with its report (kept, and its sha256 audited)."""
         if not (report or "").strip():
-            raise IncidentError("an incident is closed with a report: give its text (--report FILE)")
+            raise IncidentError(
+                "an incident is closed with a report: give its text (--report FILE)"
+            )
         return self._change(incident, "closed", None, report=report)
 
     def _change(

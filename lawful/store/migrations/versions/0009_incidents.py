@@ -68,9 +68,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
     )
-    op.create_index(
-        "ix_incident_events_incident_id_at", "incident_events", ["incident_id", "at"]
-    )
+    op.create_index("ix_incident_events_incident_id_at", "incident_events", ["incident_id", "at"])
     op.create_table(
         "incident_subjects",
         _controller(),
