@@ -69,8 +69,10 @@ def main() -> None:
     try:
         started = time.perf_counter()
         generate(url, args.customers, seed=0)
-        print(f"shop of {args.customers:,} customers generated in {time.perf_counter() - started:.0f} s",
-              file=sys.stderr)
+        print(
+            f"shop of {args.customers:,} customers generated in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
         os.environ["SHOP_DATABASE_URL"] = url
         policy = load_policy(ROOT / "examples" / "shop" / "policy.yaml").policy
         keyring = Keyring.generate()
@@ -103,9 +105,7 @@ def main() -> None:
         hand_written()
 
         with store.engine.connect() as conn:
-            stored = set(
-                conn.execute(sa.select(incident_subjects.c.identity_hash)).scalars()
-            )
+            stored = set(conn.execute(sa.select(incident_subjects.c.identity_hash)).scalars())
         same = stored == set(keyring.hash_many([f"email:{e}" for e in emails]))
         best = min(baseline)
         figures = {

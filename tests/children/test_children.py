@@ -32,7 +32,12 @@ def add_customers(url: str) -> None:
                     "INSERT INTO customers (id, email, first_name, last_name, birth_date, "
                     "created_at) VALUES (:id, :email, 'A', 'B', :born, :at)"
                 ),
-                {"id": top + i, "email": email, "born": born, "at": datetime(2026, 1, 2, tzinfo=UTC)},
+                {
+                    "id": top + i,
+                    "email": email,
+                    "born": born,
+                    "at": datetime(2026, 1, 2, tzinfo=UTC),
+                },
             )
     engine.dispose()
 
@@ -117,7 +122,9 @@ def test_parental_consent_is_read_from_the_ledger(shop_url, shop, keyring, store
     path.write_text(text)
     loaded = load_policy(path)
     with Engine.open(loaded, store, keyring=keyring) as engine:
-        engine.consent.parental_consent("email:child-11@example.com", parent="email:mum@example.org")
+        engine.consent.parental_consent(
+            "email:child-11@example.com", parent="email:mum@example.org"
+        )
     report = children_report(shop, loaded.policy, keyring=keyring, store=store, today=TODAY)
     by_hash = {c.identity_hash: c for c in report.children}
     child = by_hash[keyring.hash_many(["email:child-11@example.com"])[0]]
@@ -128,7 +135,9 @@ def test_parental_consent_is_read_from_the_ledger(shop_url, shop, keyring, store
 
 
 @pytest.mark.parametrize("missing", ["datasets"])
-def test_without_datasets_the_report_says_what_to_give(store, shop_policy, keyring, missing) -> None:
+def test_without_datasets_the_report_says_what_to_give(
+    store, shop_policy, keyring, missing
+) -> None:
     from lawful.children import ChildrenError
 
     with pytest.raises(ChildrenError, match="--dataset"):

@@ -110,9 +110,9 @@ def test_extra_subjects_from_a_disclosure_log(register, store, keyring) -> None:
     )
     [(customers,)] = plain(store, "SELECT count(*) FROM customers")
     assert incident.subjects_count == customers + 1  # customer-2 is counted once
-    assert plain(store, "SELECT identity_hash, source FROM incident_subjects WHERE source = 'extra'") == [
-        (keyring.hash(outsider), "extra")
-    ]
+    assert plain(
+        store, "SELECT identity_hash, source FROM incident_subjects WHERE source = 'extra'"
+    ) == [(keyring.hash(outsider), "extra")]
 
 
 def test_timeline_notices_and_close(register, store, shop_policy) -> None:
