@@ -41,9 +41,11 @@ app.add_typer(audit_app, name="audit")
 
 def _add_capabilities() -> None:
     # Imported here: the capability CLIs use this module's conventions (_open_engine, ...).
+    from lawful.children.cli import children_app
     from lawful.consent.cli import consent_app, decide
     from lawful.datasets.cli import data_app, dataset_app, scan
     from lawful.disclosure.cli import disclose, disclosures_, recipients, transfer_check
+    from lawful.incidents.cli import incident_app
     from lawful.requests.cli import request_app
     from lawful.subjects.cli import keyring_app
 
@@ -52,6 +54,8 @@ def _add_capabilities() -> None:
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(data_app, name="data")
     app.add_typer(request_app, name="request")
+    app.add_typer(incident_app, name="incident")
+    app.add_typer(children_app, name="children")
     app.command("decide")(decide)
     app.command("scan")(scan)
     app.command("disclose")(disclose)

@@ -10,9 +10,11 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from lawful.audit import NewEvent, append
+from lawful.children import Children
 from lawful.consent import Consent, Decision, DecisionLogging
 from lawful.datasets import Datasets
 from lawful.disclosure import Disclosures, load_webhooks
+from lawful.incidents import Incidents, Scope, SubjectHash
 from lawful.policy import (
     LoadedPolicy,
     Policy,
@@ -73,6 +75,7 @@ class Engine:
         self._sender = sender
         self._requests: Requests | None = None
         self._disclosures: Disclosures | None = None
+        self._incidents: Incidents | None = None
 
     @property
     def keyring(self) -> Keyring:
@@ -122,6 +125,31 @@ class Engine:
                 webhooks=load_webhooks(hooks) if hooks else None,
             )
         return self._disclosures
+
+    @property
+    def incidents(self) -> Incidents:
+        """The breach register: affected subjects, deadlines, notices (lawful.incidents)."""
+        if self._incidents is None:
+            self._incidents = Incidents(
+                self.store,
+                self.policy,
+                self.keyring,
+                self.datasets,
+                version=self.policy_version,
+                extra_subjects=self._disclosed_subjects,
+            )
+        return self._incidents
+
+    def _disclosed_subjects(self, scope: Scope) -> list[SubjectHash]:
+        """A breach at a recipient (an incident naming it among its systems) reaches the
+        people whose data was disclosed to it: from the disclosure log."""
+        hashes = self.disclosures.identity_hashes_disclosed(scope.systems, scope.categories)
+        return [SubjectHash(h) for h in hashes]
+
+    @property
+    def children(self) -> Children:
+        """Subjects under the policy's minimum age, found through the datasets."""
+        return Children(self.store, self.policy, self.keyring, self.datasets, self.requests)
 
     @property
     def requests(self) -> Requests:

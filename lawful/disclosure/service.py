@@ -361,6 +361,34 @@ class Disclosures:
 
     # -- reports -------------------------------------------------------------------------
 
+    def identity_hashes_disclosed(
+        self, recipients: Iterable[str], categories: Iterable[str] = ()
+    ) -> list[str]:
+        """The keyed identity hashes of people whose data went to these recipients (in one
+        of `categories`, a category or one under it, when given): who a breach at a
+        recipient reaches. One query; the category filter is applied here, as JSON arrays
+        compare differently on each backend."""
+        names = [r for r in recipients if r in self.policy.recipients]
+        if not names:
+            return []
+        wanted = tuple(categories)
+        d = disclosures.c
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(d.identity_hash, d.categories).where(
+                    d.controller_id == self.controller_id,
+                    d.recipient.in_(names),
+                    d.identity_hash.is_not(None),
+                )
+            ).all()
+        return sorted(
+            {
+                h
+                for h, cats in rows
+                if not wanted or any(c == w or c.startswith(w + ".") for c in cats for w in wanted)
+            }
+        )
+
     def disclosures_of(self, subject: SubjectLike) -> list[DisclosureRecord]:
         """Every logged disclosure of the subject's data, oldest first (GDPR Art. 15(1)(c))."""
         with self.store.engine.connect() as conn:

@@ -1,0 +1,143 @@
+"""`lawful children report [--json] [--raise-erasure]`: children found in the datasets.
+
+The datasets are named with `--dataset FILE` (repeatable; default: datasets/*.yaml).
+With `--raise-erasure`, an erasure request is raised for each child the policy deletes
+on discovery; messages go to the sender the environment configures, as for
+`lawful request`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from lawful.children.report import ChildrenReport
+from lawful.children.service import Children, ChildrenError, RaisedErasure
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.store import StoreError
+from lawful.subjects import KeyringError, KeyringMissing
+
+children_app = typer.Typer(
+    help="Children: subjects under the age the policy or the law sets.", no_args_is_help=True
+)
+
+DatasetOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
+    ),
+]
+
+
+def _usage(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _print(data: Any) -> None:
+    from lawful.cli import _print_json
+
+    _print_json(data)
+
+
+def _echo(report: ChildrenReport, raised: list[RaisedErasure] | None) -> None:
+    typer.echo(f"children found on {report.today.isoformat()}: {len(report.children)}")
+    for table in report.tables:
+        typer.echo(f"  {table.dataset}.{table.table}.{table.column}: {len(table.children)}")
+        for c in table.children:
+            consent = "parent consented" if c.parental_consent else "no parent's consent"
+            typer.echo(
+                f"    {c.identity_hash[:16]}  ref {c.subject_ref or '—'}  "
+                f"{c.jurisdiction or 'jurisdiction unknown'}  under {c.age_limit} ({c.source})  "
+                f"rule: {', '.join(c.rules)}  {consent}" + ("  → delete" if c.to_delete else "")
+            )
+    if raised is not None:
+        new = [r for r in raised if r.raised]
+        typer.echo(f"erasure requests raised: {len(new)}; already open: {len(raised) - len(new)}")
+        for r in raised:
+            typer.echo(
+                f"  {r.identity_hash[:16]}  request {r.request_ref}"
+                + ("" if r.raised else " (already open)")
+            )
+
+
+@children_app.command("report")
+def report(
+    raise_erasure: Annotated[
+        bool,
+        typer.Option(
+            "--raise-erasure", help="Raise an erasure request for each child to delete on discovery"
+        ),
+    ] = False,
+    today: Annotated[
+        str | None, typer.Option(help="Count ages on this day, YYYY-MM-DD (default: today)")
+    ] = None,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    dataset: DatasetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find the children in the datasets' birth-date columns, with the policy's rule."""
+    from lawful.cli import _existing, _load_or_exit
+    from lawful.datasets import DatasetError
+    from lawful.datasets.connect import ConnectError
+    from lawful.engine import Engine, policy_path, store_url
+    from lawful.requests.messages import sender_from_env
+
+    day = None
+    if today is not None:
+        try:
+            day = date.fromisoformat(today)
+        except ValueError:
+            _usage(f"--today {today!r}: write the day as YYYY-MM-DD")
+    loaded = _load_or_exit(_existing(policy_path(policy)))
+    files = list(dataset if dataset is not None else sorted(Path().glob("datasets/*.yaml")))
+    if not files:
+        _usage("no dataset annotation: pass --dataset FILE (or keep them in datasets/*.yaml)")
+    for path in files:
+        if not path.exists():
+            _usage(f"{path}: no such dataset file")
+    try:
+        sender = sender_from_env()
+    except ValueError as exc:
+        _usage(str(exc))
+    try:
+        engine = Engine.open(
+            loaded, store_url(store), keyring=keyring, datasets=files, sender=sender
+        )
+    except StoreError as exc:
+        _refuse(str(exc))
+    try:
+        children = Children(
+            engine.store,
+            engine.policy,
+            engine.keyring,
+            engine.datasets,
+            engine.requests if raise_erasure else None,
+        )
+        found = children.report(today=day)
+        raised = children.raise_erasures(found) if raise_erasure else None
+    except (ChildrenError, KeyringMissing) as exc:
+        _usage(str(exc))
+    except (KeyringError, StoreError, ConnectError) as exc:
+        _refuse(str(exc))
+    except DatasetError as exc:
+        _refuse("; ".join(str(p) for p in exc.problems))
+    finally:
+        engine.close()
+    if as_json:
+        out = found.to_dict()
+        if raised is not None:
+            out["raised"] = [r.__dict__ for r in raised]
+        _print(out)
+        return
+    _echo(found, raised)
