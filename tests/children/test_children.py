@@ -142,3 +142,34 @@ def test_without_datasets_the_report_says_what_to_give(
 
     with pytest.raises(ChildrenError, match="--dataset"):
         Children(store, shop_policy, keyring, None).report()
+
+
+def test_the_command_reports_and_raises_erasures(
+    shop_url, keyring, store, tmp_path, monkeypatch
+) -> None:
+    """`lawful children report`: the children, by table, without their identities in the
+    output; with --raise-erasure, one request each; bad input exits 2."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lawful.cli import app
+    from tests.children.conftest import SHOP_DATASET
+
+    add_customers(shop_url)
+    keys = keyring.save(tmp_path / "lawful.keys")
+    common = ["--policy", str(SHOP_POLICY), "--store", shop_url, "--keyring", str(keys)]
+    common += ["--dataset", str(SHOP_DATASET), "--today", TODAY.isoformat()]
+    runner = CliRunner()
+    result = runner.invoke(app, ["children", "report", "--json", *common])
+    assert result.exit_code == 0, result.stderr
+    assert "child-11@example.com" not in result.stdout
+    report = json.loads(result.stdout)
+    found = [c["identity_hash"] for t in report["tables"] for c in t["children"]]
+    assert sorted(found) == sorted(keyring.hash_many([f"email:{e}" for e in CHILDREN]))
+    result = runner.invoke(app, ["children", "report", "--raise-erasure", *common])
+    assert result.exit_code == 0, result.stderr
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM requests")).scalar() == 3
+    bad = runner.invoke(app, ["children", "report", *common[:-2], "--today", "June 1st"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.stderr
