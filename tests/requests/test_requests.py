@@ -713,3 +713,29 @@ def test_disclosures_are_listed_and_their_recipients_told_of_an_erasure(
         assert view.outcome["recipients:notify"] == {"recipients": ["paypal"]}
         notices = engine.disclosures.notices_of(ref)
         assert [(n.recipient, n.change) for n in notices] == [("paypal", "erasure")]
+
+
+def test_intake_takes_the_same_time_known_or_not(engine: Engine, shop_url: str) -> None:
+    """An anonymous intake waits out the floor whether the identity is known or not; a
+    signed-in app's request, which reveals nothing to anyone, does not wait."""
+    import time
+
+    from lawful.requests.verify import sign_assertion
+    from lawful.subjects import Identity
+
+    requests = engine.requests
+    requests.intake_floor = 1.0
+    _, email = a_customer(shop_url)
+    for who in (f"email:{email}", "email:never-seen@example.org"):
+        started = time.monotonic()
+        requests.submit("access", who)
+        assert time.monotonic() - started >= 1.0
+    token = sign_assertion(
+        engine.keyring,
+        controller=engine.policy.key,
+        identity=Identity.parse(f"email:{email}"),
+        now=datetime.now(UTC),
+    )
+    started = time.monotonic()
+    requests.submit("access", f"email:{email}", assertion=token)
+    assert time.monotonic() - started < 1.0
