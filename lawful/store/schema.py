@@ -13,6 +13,7 @@ def all_tables() -> MetaData:
     import lawful.audit.tables
     import lawful.consent.tables
     import lawful.requests.tables
+    import lawful.retention.tables
     import lawful.subjects.tables  # noqa: F401
     from lawful.store.tables import metadata
 
