@@ -66,9 +66,9 @@ def test_hold_place_list_release(retention: Retention, keyring: Keyring) -> None
 
 
 def test_bad_holds_are_refused_with_the_fix(retention: Retention) -> None:
-    with pytest.raises(HoldError, match="is not a hold reason.*dispute"):
+    with pytest.raises(HoldError, match=r"is not a hold reason.*dispute"):
         retention.hold(reason="because", by="dpo", identity="email:a@example.com")
-    with pytest.raises(HoldError, match="a subject .* a table, or both"):
+    with pytest.raises(HoldError, match=r"a subject .* a table, or both"):
         retention.hold(reason="dispute", by="dpo")
     with pytest.raises(HoldError, match="did you mean 'login_events'"):
         retention.hold(reason="dispute", by="dpo", table="login_event")
