@@ -47,6 +47,7 @@ def _add_capabilities() -> None:
     from lawful.disclosure.cli import disclose, disclosures_, recipients, transfer_check
     from lawful.incidents.cli import incident_app
     from lawful.requests.cli import request_app
+    from lawful.retention.cli import hold_app, sweep
     from lawful.subjects.cli import keyring_app
 
     app.add_typer(consent_app, name="consent")
@@ -56,6 +57,8 @@ def _add_capabilities() -> None:
     app.add_typer(request_app, name="request")
     app.add_typer(incident_app, name="incident")
     app.add_typer(children_app, name="children")
+    app.add_typer(hold_app, name="hold")
+    app.command("sweep")(sweep)
     app.command("decide")(decide)
     app.command("scan")(scan)
     app.command("disclose")(disclose)

@@ -26,6 +26,7 @@ from lawful.policy import (
 from lawful.policy.problems import PolicyError
 from lawful.requests.messages import Sender
 from lawful.requests.service import Requests
+from lawful.retention import Retention
 from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, open_store
 from lawful.subjects import Keyring, load_keyring
 
@@ -76,6 +77,7 @@ class Engine:
         self._requests: Requests | None = None
         self._disclosures: Disclosures | None = None
         self._incidents: Incidents | None = None
+        self._retention: Retention | None = None
 
     @property
     def keyring(self) -> Keyring:
@@ -145,6 +147,13 @@ class Engine:
         people whose data was disclosed to it: from the disclosure log."""
         hashes = self.disclosures.identity_hashes_disclosed(scope.systems, scope.categories)
         return [SubjectHash(h) for h in hashes]
+
+    @property
+    def retention(self) -> Retention:
+        """Retention sweeps over the datasets and lawful's own records; legal holds."""
+        if self._retention is None:
+            self._retention = Retention(self.store, self.policy, self.keyring, self.datasets)
+        return self._retention
 
     @property
     def children(self) -> Children:

@@ -33,6 +33,7 @@ def check_dataset(
     taxonomy = policy.taxonomy() if policy is not None else load_taxonomy()
     yield from _categories(tables, taxonomy, policy)
     yield from _rules(tables, policy)
+    yield from _retention(tables, policy)
     if policy is not None:
         yield from _subjects(tables, policy)
 
@@ -156,6 +157,55 @@ def _rule_names(policy: Policy) -> list[str]:
     return sorted({*policy.retention, *inline})
 
 
+def find_rule(policy: Policy, name: str) -> RetentionRule | None:
+    """The rule a dataset names: one under retention, else a purpose's inline rule."""
+    if name in policy.retention:
+        return policy.retention[name]
+    purpose = policy.purposes.get(name)
+    if purpose is not None and isinstance(purpose.retention, RetentionRule):
+        return purpose.retention
+    return None
+
+
+def _clock_path(
+    tables: dict[str, Table], name: str, path: Path, hops: tuple[str, ...]
+) -> Iterator[Problem]:
+    current = name
+    for hop in hops:
+        table = tables.get(current)
+        if table is None:
+            return  # reported elsewhere
+        targets = list(dict.fromkeys(link.table for link in table.owners))
+        if hop not in targets:
+            hint = (
+                f"its owner links reach: {', '.join(targets)}"
+                if targets
+                else "it has no owner links; count from a column of this table"
+            )
+            yield _error(
+                (*path, "from"),
+                f"'{hop}' is not a table {current} is linked to by an owner link; {hint}",
+            )
+            return
+        current = hop
+
+
+def _rule_fits(path: Path, table: Table, rule: RetentionRule) -> Iterator[Problem]:
+    if rule.keep is None:
+        yield _error(
+            (*path, "rule"),
+            "this rule has no fixed period (only criteria), so no sweep can apply it; give "
+            "the rule a keep: period in the policy, or remove it here",
+        )
+    if rule.then.value == "anonymize" and table.erase is TableErase.keep:
+        yield _error(
+            (*path, "rule"),
+            "this rule anonymizes, but erasure keeps the table's rows whole (erase: keep), "
+            "so there are no masks to apply; set the table's erase to anonymize with column "
+            "masks, or apply a rule that deletes",
+        )
+
+
 def _rules(tables: dict[str, Table], policy: Policy | None) -> Iterator[Problem]:
     known = _rule_names(policy) if policy is not None else None
     for name, table in tables.items():
@@ -193,3 +243,46 @@ def _subjects(tables: dict[str, Table], policy: Policy) -> Iterator[Problem]:
                 ("tables", name, "subject"),
                 f"'{table.subject}' is not a subject kind of the policy; {hint}",
             )
+
+
+def _retention(tables: dict[str, Table], policy: Policy | None) -> Iterator[Problem]:
+    """Each table's retention rules: known to the policy, clocks on this or a linked table.
+
+    The clock column's existence and type are checked against the live database when a
+    sweep is planned (`lawful.retention`), as the other column checks are.
+    """
+    known = _rule_names(policy) if policy is not None else None
+    for name, table in tables.items():
+        seen: set[str] = set()
+        for i, use in enumerate(table.retention):
+            path: Path = ("tables", name, "retention", i)
+            if use.rule in seen:
+                yield _error(
+                    (*path, "rule"),
+                    f"rule '{use.rule}' is already given for this table; give each rule once",
+                )
+            seen.add(use.rule)
+            if known is not None and use.rule not in known:
+                guess = did_you_mean(use.rule, known)
+                hint = (
+                    f"did you mean '{guess}'?"
+                    if guess
+                    else f"use one of: {', '.join(known)}"
+                    if known
+                    else "declare one under retention"
+                )
+                yield _error(
+                    (*path, "rule"), f"'{use.rule}' is not a retention rule of the policy; {hint}"
+                )
+            rule = find_rule(policy, use.rule) if policy is not None else None
+            if rule is not None:
+                yield from _rule_fits(path, table, rule)
+            yield from _clock_path(tables, name, path, use.path)
+        if policy is not None and not table.retention:
+            personal = [c for c, spec in table.columns.items() if is_personal(spec.category)]
+            if personal:
+                yield _warning(
+                    ("tables", name),
+                    "this table holds personal data but no retention rule applies to it, so "
+                    "no sweep ever removes it; add retention: [{rule: <name>, from: <column>}]",
+                )

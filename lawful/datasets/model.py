@@ -34,6 +34,13 @@ Identifier = checked(
     "'{value}' is not a table or column name: letters, digits, '_' or '$', not starting "
     "with a digit",
 )
+_CLOCK = re.compile(r"^([A-Za-z_][A-Za-z0-9_$]{0,127}\.){0,4}[A-Za-z_][A-Za-z0-9_$]{0,127}$")
+ClockColumn = checked(
+    _CLOCK.match,
+    "'{value}' is not a column: write a column of this table (at), or table.column of a "
+    "table this one is linked to by an owner link (orders.placed_at; a longer path of "
+    "linked tables ends with the column: support_tickets.customers.last_login_at)",
+)
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EnvName = checked(
     _ENV.match, "'{value}' is not an environment variable name (e.g. SHOP_DATABASE_URL)"
@@ -212,6 +219,30 @@ class Link(Model):
         return value
 
 
+class RetentionUse(Model):
+    """Where one of the policy's retention rules applies in a table, and its clock."""
+
+    rule: Name = Field(
+        description="the policy's retention rule: a name under retention, or a purpose's "
+        "inline rule by the purpose's name"
+    )
+    from_: ClockColumn = Field(
+        alias="from",
+        description="the date or time column the period is counted from: a column of "
+        "this table (at), or of a table it is linked to by owner links (orders.placed_at)",
+    )
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The linked tables the clock is reached through, nearest first (may be empty)."""
+        return tuple(self.from_.split(".")[:-1])
+
+    @property
+    def column(self) -> str:
+        """The clock column, in the last table of `path` (or in this table)."""
+        return self.from_.split(".")[-1]
+
+
 class Table(Model):
     description: str | None = None
     subject: Name | None = Field(
@@ -235,6 +266,11 @@ class Table(Model):
     rule: Name | None = Field(None, description="the policy's retention rule that keeps them")
     columns: dict[Identifier, Column] = Field(
         {}, description="the columns holding personal data, each with its category"
+    )
+    retention: list[RetentionUse] = Field(
+        [],
+        description="the retention rules that apply to the rows, each with the column its "
+        "period is counted from, e.g. [{rule: customer_records, from: last_login_at}]",
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ def all_tables() -> MetaData:
     import lawful.disclosure.tables
     import lawful.incidents.tables
     import lawful.requests.tables
+    import lawful.retention.tables
     import lawful.subjects.tables  # noqa: F401
     from lawful.store.tables import metadata
 

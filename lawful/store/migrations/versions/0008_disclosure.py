@@ -1,7 +1,7 @@
 """The disclosure log and the notices owed to recipients (GDPR Art. 19).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-10
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from lawful.store.types import UTCDateTime
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
