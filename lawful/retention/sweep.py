@@ -41,6 +41,12 @@ from lawful.policy.durations import Duration
 from lawful.retention.targets import Target
 
 DEFAULT_BATCH = 10_000
+# PostgreSQL walks the heap by block ranges: a range holding about this many rows per
+# statement. Larger than elsewhere: each statement scans the range once in order, so
+# fewer, longer ranges cost less per row (0.88 of one hand-written DELETE over 1M of 5M
+# rows in bench/sweep.py, against 0.64 with ranges of 10,000 rows), and a range's
+# transaction holds row locks only on the expired rows it deletes.
+BLOCK_BATCH = 200_000
 Key = tuple[Any, ...]
 
 
@@ -305,7 +311,7 @@ def _walk(
         raise ValueError(f"a sweep batch is 1 row or more, not {batch}")
     where = _sweepable(target, limit, held)
     if target.action == "delete" and _block_ranges(engine):
-        _by_blocks(engine, target, where, batch, out)
+        _by_blocks(engine, target, where, BLOCK_BATCH if batch == DEFAULT_BATCH else batch, out)
     elif _integer_lead(target):
         _by_range(engine, target, where, mask_key, batch, out, write=write)
     else:
