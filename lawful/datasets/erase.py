@@ -547,16 +547,42 @@ def _others(
     is an owner no more: when the last owner of a shared row erases, the row goes. The
     links' queries don't depend on each other: they run together.
     """
-    questions = [_Others(found, link, values) for link, values in asks]
+    out: list[set[Key] | None] = []
+    questions: list[_Others] = []
+    for link, values in asks:
+        known = _prefetched(found, link, values, mask_key)
+        out.append(known)
+        if known is None:
+            questions.append(_Others(found, link, values))
     runner = Runner(conn)
     results = runner.run([query for q in questions for query in q.queries])
     found.statements += runner.statements
-    out, at = [], 0
-    for q in questions:
+    at = 0
+    asked = iter(questions)
+    for i, known in enumerate(out):
+        if known is not None:
+            continue
+        q = next(asked)
         rows = [row for result in results[at : at + len(q.queries)] for row in result]
-        out.append(q.answer(rows, mask_key))
+        out[i] = q.answer(rows, mask_key)
         at += len(q.queries)
-    return out
+    return [answer or set() for answer in out]
+
+
+def _prefetched(
+    found: Found, link: LinkPlan, values: list[Key], mask_key: bytes | None
+) -> set[Key] | None:
+    """The answer from what the walk asked along the way, if it asked for all `values`."""
+    asked = found.prefetched.get((link.table, link.index))
+    if not asked:
+        return None
+    wanted = set(values)
+    if not wanted <= set().union(*(covered for covered, _, _ in asked)):
+        return None
+    held: set[Key] = set()
+    for _, question, rows in asked:
+        held |= question.answer(rows, mask_key)
+    return held & wanted
 
 
 class _Others:

@@ -93,6 +93,11 @@ class Found:
     identities: frozenset[Identity]
     statements: int = 0
     searched: set[Identity] = field(default_factory=set)  # given, and found by expansion
+    # For an erasure: others' rows holding the values the walk fetched a table's rows by,
+    # per owner link of that table, asked in the same step (see `_Walker._prefetch`).
+    prefetched: dict[tuple[str, int], list[tuple[set[Key], Any, list[Sequence[Any]]]]] = field(
+        default_factory=dict
+    )
 
     @property
     def total(self) -> int:
@@ -130,7 +135,7 @@ def traverse(
         },
         identities=given,
     )
-    walker = _Walker(conn, graph, found)
+    walker = _Walker(conn, graph, found, prefetch=columns == "erase")
     frontier = walker.identities(given)
     while frontier:
         frontier = walker.hop(frontier)
@@ -187,10 +192,13 @@ class _Walker:
     PostgreSQL), then the rows are taken table by table.
     """
 
-    def __init__(self, conn: Connection, graph: Graph, found: Found) -> None:
+    def __init__(
+        self, conn: Connection, graph: Graph, found: Found, *, prefetch: bool = False
+    ) -> None:
         self.graph = graph
         self.found = found
         self.runner = Runner(conn)
+        self.prefetch = prefetch
 
     def _run(self, step: list[tuple[T, list[Query]]]) -> Iterator[tuple[T, list[Sequence[Any]]]]:
         """Run every query of the step at once; each item with the rows of its queries."""
@@ -284,12 +292,49 @@ class _Walker:
                 if values:
                     wanted.setdefault(link.table, []).append((link, values))
         nxt: dict[str, set[Key]] = {}
-        step = [((name, links), self._linked(name, links)) for name, links in wanted.items()]
-        for (name, links), rows in self._run(step):
+        step: list[tuple[Any, list[Query]]] = [
+            ((name, links), self._linked(name, links)) for name, links in wanted.items()
+        ]
+        if self.prefetch:
+            step += self._prefetch(wanted)
+        for item, rows in self._run(step):
+            if item[0] is _PREFETCH:
+                _, owner, values, question = item
+                found = self.found.prefetched.setdefault((owner.table, owner.index), [])
+                found.append((values, question, rows))
+                continue
+            name, links = item
             new = self._follow(self.graph.tables[name], links, rows)
             if new:
                 nxt[name] = new
         return nxt
+
+    def _prefetch(
+        self, wanted: dict[str, list[tuple[LinkPlan, dict[Key, int]]]]
+    ) -> list[tuple[Any, list[Query]]]:
+        """For an erasure: with each table's rows, whether others' rows hold them too.
+
+        An erasure asks, for the subject's rows of a table, which of them rows not the
+        subject's also own (a household's address): `erase._Others`. When the walk
+        fetches a table's rows by the same columns one of its owner links uses, that
+        question's values are the values fetched, so it goes in the same step (the same
+        round trip on PostgreSQL) instead of a step of its own after the walk.
+        """
+        from lawful.datasets.erase import _Others  # erase builds on this module
+
+        out: list[tuple[Any, list[Query]]] = []
+        for name, links in wanted.items():
+            plan = self.graph.tables[name]
+            for fetch, values in links:
+                for owner in plan.links:
+                    if owner.role is not Role.owner or tuple(owner.local) != tuple(fetch.local):
+                        continue
+                    if owner.remote_is_key:
+                        continue  # a key of the subject's own row explains itself: not asked
+                    question = _Others(self.found, owner, list(values))
+                    if question.queries:
+                        out.append(((_PREFETCH, owner, set(values), question), question.queries))
+        return out
 
     def _linked(self, name: str, links: list[tuple[LinkPlan, dict[Key, int]]]) -> list[Query]:
         """The queries finding the table's rows whose links hold the values reached."""
@@ -372,6 +417,9 @@ class _Walker:
 
         shape = ("select", table.columns, tuple((k.name, one) for k, one in conditions))
         return cached(sql_table, shape, build)
+
+
+_PREFETCH = object()  # marks the prefetched questions among a step's items
 
 
 def _reached(graph: Graph, src: FoundTable, keys: Iterable[Key], link: LinkPlan) -> dict[Key, int]:
