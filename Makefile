@@ -20,9 +20,7 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/lawful check examples/policies/*.yaml
-	$(BIN)/python examples/consent_walkthrough.py
-	$(BIN)/python -m examples.datasets_walkthrough
-	$(BIN)/python -m examples.requests_walkthrough
+	$(BIN)/lawful demo
 
 test: install
 	$(BIN)/python -m pytest

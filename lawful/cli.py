@@ -103,6 +103,41 @@ def root(
 
 
 @app.command()
+def demo(
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", "-p", help="The policy to run under (default: the Seestar Store's)"
+        ),
+    ] = None,
+    customers: Annotated[int, typer.Option(help="The sample shop's size")] = 1_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
+) -> None:
+    """Run lawful on the sample shop: consent, an access and an erasure request, a
+    retention sweep, the audit chain verified; told as it goes."""
+    import dataclasses
+
+    from lawful.demo import DEFAULT_POLICY, DemoError, run_demo
+
+    path = policy or DEFAULT_POLICY
+    if not path.exists():
+        _usage(f"{path}: no such policy file")
+    if customers < 10:
+        _usage(f"--customers {customers}: the demo needs at least 10 customers")
+    _load_or_exit(path)  # a bad policy is reported as `lawful check` reports it
+    try:
+        result = run_demo(
+            path, customers=customers, say=(lambda _: None) if as_json else typer.echo
+        )
+    except DemoError as exc:
+        _refuse(str(exc))
+    if as_json:
+        _print_json(dataclasses.asdict(result))
+    if not result.audit_ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the starter policy.")] = Path(
         "policy.yaml"
