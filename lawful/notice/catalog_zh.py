@@ -1,0 +1,3 @@
+"""Simplified Chinese (zh-Hans) catalog of the notice's fixed text; keys are the English."""
+
+ZH: dict[str, str] = {}
