@@ -77,8 +77,7 @@ def build_notice(
     name = controller.trade_name or controller.name
     intro = [
         _(
-            "This notice explains how {name} collects, uses, shares and protects your "
-            "personal data, and the rights you have over it.",
+            "This notice explains how {name} collects, uses, shares and protects your personal data, and the rights you have over it.",
             name=name,
         )
     ]
@@ -192,9 +191,7 @@ class _Builder:
             processor = [k for k, s in self.p.subjects.items() if s.role is Role.processor]
             kinds = _join([self.p.subjects[k].description or title(k) for k in processor])
             text = _(
-                "When our business customers use our services to process data about their own "
-                "people, we act as their processor: we follow their instructions, and their "
-                "privacy notice tells you how they use your data."
+                "When our business customers use our services to process data about their own people, we act as their processor: we follow their instructions, and their privacy notice tells you how they use your data."
             )
             if kinds:
                 text += " " + _("This concerns: {value}.", value=kinds)
