@@ -587,7 +587,7 @@ def _deadlines(store: Store, controller_id: int, last: int, now: datetime) -> li
     for row in rows:
         if row.closed_at is not None and row.closed_at > row.due_at:
             late += 1
-            days = (row.closed_at - row.due_at).days + 1
+            days = max(1, (row.closed_at.date() - row.due_at.date()).days)
             findings.append(
                 Finding(
                     "deadlines.missed",

@@ -80,6 +80,10 @@ def _third_countries(policy: Policy, countries: Sequence[str]) -> list[str]:
     return [c for c in countries if c == ANYWHERE or c not in home]
 
 
+def _where(countries: Sequence[str]) -> str:
+    return ", ".join("anywhere" if c == ANYWHERE else c for c in countries)
+
+
 def _subjects(policy: Policy, purpose_name: str) -> list[str]:
     purpose = policy.purposes[purpose_name]
     keys = (
@@ -125,15 +129,13 @@ def build_ropa(policy: Policy, datasets: Sequence[Dataset] = ()) -> list[Record]
             if name not in recipient_purposes(policy, rname):
                 continue
             countries = [str(x) for x in spec.country]
-            recipients.append(
-                f"{title(rname, spec.name)} ({spec.role.value}; {', '.join(countries)})"
-            )
+            recipients.append(f"{title(rname, spec.name)} ({spec.role.value}; {_where(countries)})")
             third = _third_countries(policy, countries)
             if third and spec.role.value not in ("user",):
                 safeguards = ", ".join(s.value for s in spec.safeguards) or (
                     "required by law" if spec.role.value == "authority" else "none declared"
                 )
-                transfers.append(f"{title(rname, spec.name)}: {', '.join(third)}; {safeguards}")
+                transfers.append(f"{title(rname, spec.name)}: {_where(third)}; {safeguards}")
         rule = purpose_rule(policy, name)
         if rule is None:
             retention = "no retention rule"

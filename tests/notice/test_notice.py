@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from lawful.notice import Notices, NoticeError, UnknownLanguage, build_notice
+from lawful.notice import NoticeError, Notices, UnknownLanguage, build_notice
 from lawful.notice.blocks import NoticeDocument
 
 # Every notice has these sections; children, cookies and california only when the
@@ -36,25 +36,59 @@ PROMISES: dict[str, dict[str, list[str]]] = {
     # 000 Serai: §1.4, §8.4 contacts; §5.6 unsubscribe; §10.1 under 16; Appendix B no sale;
     # deadlines: GDPR month, CCPA 45 days (15 business days for opt-outs), 40 days (PDPO).
     "serai": {
-        "who-we-are": ["Serai Limited", "Level 23, One Island East, 18 Westlands Road, Quarry Bay, Hong Kong"],
-        "recipients": ["We do not sell your personal data", "Payment processor", "Group companies", "Authorities"],
+        "who-we-are": [
+            "Serai Limited",
+            "Level 23, One Island East, 18 Westlands Road, Quarry Bay, Hong Kong",
+        ],
+        "recipients": [
+            "We do not sell your personal data",
+            "Payment processor",
+            "Group companies",
+            "Authorities",
+        ],
         "transfers": ["standard contractual clauses"],
         "retention": ["reasonably necessary", "legal, regulatory, tax or accounting"],
         "cookies": ["Strictly necessary", "Analytics", "Advertising", "Global Privacy Control"],
         "security": ["encryption", "a log of the data shared with others"],
-        "rights": ["privacy@seraitrade.com", "1 month", "45 days", "15 business days", "40 days", "a reasonable fee"],
+        "rights": [
+            "privacy@seraitrade.com",
+            "1 month",
+            "45 days",
+            "15 business days",
+            "40 days",
+            "a reasonable fee",
+        ],
         "children": ["at least 16 years old", "we delete it"],
         "changes": ["by email", "on our website", "in the app"],
-        "contact": ["privacy@seraitrade.com", "Data Protection Officer", "unsubscribe@seraitrade.com"],
+        "contact": [
+            "privacy@seraitrade.com",
+            "Data Protection Officer",
+            "unsubscribe@seraitrade.com",
+        ],
         "purposes": ["unsubscribe@seraitrade.com", "fax"],
     },
     # 001 Sera Leads: Contacting Us; retention 30 days / 3 years / 10 years / 12 months;
     # the GDPR's month (no deadline named); Estonian Data Protection Inspectorate.
     "sera_leads": {
-        "who-we-are": ["Sera Leads OÜ", "16976269", "Kentmanni tn 6-6, 10116 Tallinn, Estonia", "processor"],
-        "retention": ["30 days", "3 years", "10 years", "12 months", "from the end of the contract"],
+        "who-we-are": [
+            "Sera Leads OÜ",
+            "16976269",
+            "Kentmanni tn 6-6, 10116 Tallinn, Estonia",
+            "processor",
+        ],
+        "retention": [
+            "30 days",
+            "3 years",
+            "10 years",
+            "12 months",
+            "from the end of the contract",
+        ],
         "rights": ["sergio@seraleads.com", "1 month", "2 months"],
-        "contact": ["sergio@seraleads.com", "Estonian Data Protection Inspectorate", "https://www.aki.ee"],
+        "contact": [
+            "sergio@seraleads.com",
+            "Estonian Data Protection Inspectorate",
+            "https://www.aki.ee",
+        ],
         "changes": ["on our website", "2025-02-19"],
         "cookies": ["Strictly necessary", "required"],
         "transfers": ["standard contractual clauses"],
@@ -120,8 +154,11 @@ def _sections_html(page: str) -> dict[str, str]:
 @pytest.mark.parametrize("seed", list(PROMISES))
 def test_notice_sections_hold_the_seed_promises(policies, seed: str) -> None:
     notices = Notices(policies[seed].policy)
-    expected_ids = [s for s in (*CORE[:6], "cookies", *CORE[6:8], "children", *CORE[8:], "california")
-                    if s in CORE or s in OPTIONAL[seed]]
+    expected_ids = [
+        s
+        for s in (*CORE[:6], "cookies", *CORE[6:8], "children", *CORE[8:], "california")
+        if s in CORE or s in OPTIONAL[seed]
+    ]
     md = _sections_md(notices.notice("md"))
     page = notices.notice("html")
     htm = _sections_html(page)
@@ -151,7 +188,9 @@ def test_html_is_accessible_markup(policies) -> None:
 def test_html_escapes_policy_text(policies) -> None:
     policy = policies["sinesemi"].policy
     hostile = policy.model_copy(
-        update={"controller": policy.controller.model_copy(update={"name": "<script>x</script> & Co"})}
+        update={
+            "controller": policy.controller.model_copy(update={"name": "<script>x</script> & Co"})
+        }
     )
     page = Notices(hostile).notice("html")
     assert "<script>x</script>" not in page
