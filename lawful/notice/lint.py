@@ -130,7 +130,10 @@ def audit_policy(
     sets = [d.dataset if isinstance(d, LoadedDataset) else d for d in datasets]
     findings: list[Finding] = []
     checked = ["transfers"]
-    filled = _filled_tables(datasets, sets) if (live and datasets) else None
+    filled = None
+    if live and sets:
+        filled, notes = _filled_tables(sets)
+        findings += notes
     if sets:
         checked += ["categories", "retention"]
         findings += _categories(policy, sets, filled)
@@ -164,29 +167,33 @@ def _columns(sets: Sequence[Dataset]) -> Iterable[tuple[Dataset, str, str, str]]
                     yield dataset, table_name, column_name, str(column.category)
 
 
-def _filled_tables(
-    datasets: Sequence[LoadedDataset | Dataset], sets: Sequence[Dataset]
-) -> dict[str, bool] | None:
-    """'dataset.table' -> whether it has a row; None when a database can't be read."""
-    from lawful.datasets.connect import create_engine, dataset_url
+def _filled_tables(sets: Sequence[Dataset]) -> tuple[dict[str, bool] | None, list[Finding]]:
+    """'dataset.table' -> whether it has a row (None when a database can't be read)."""
+    from lawful.datasets.connect import ConnectError, create_engine, dataset_url, first_line
 
     filled: dict[str, bool] = {}
     for dataset in sets:
         try:
             engine = create_engine(dataset_url(dataset))
-        except Exception:
-            return None
-        try:
-            with engine.connect() as conn:
-                for name in dataset.tables:
-                    t = sa.table(name, schema=dataset.connection.schema_)
-                    row = conn.execute(sa.select(sa.literal(1)).select_from(t).limit(1)).first()
-                    filled[f"{dataset.key}.{name}"] = row is not None
-        except sa.exc.DBAPIError:
-            return None
-        finally:
-            engine.dispose()
-    return filled
+            try:
+                with engine.connect() as conn:
+                    for name in dataset.tables:
+                        t = sa.table(name, schema=dataset.connection.schema_)
+                        query = sa.select(sa.literal(1)).select_from(t).limit(1)
+                        filled[f"{dataset.key}.{name}"] = conn.execute(query).first() is not None
+            finally:
+                engine.dispose()
+        except (ConnectError, sa.exc.DBAPIError) as exc:
+            reason = str(exc) if isinstance(exc, ConnectError) else first_line(exc)
+            note = Finding(
+                "datasets.unreachable",
+                "warning",
+                dataset.key,
+                f"the database could not be read, so empty tables are not noted: {reason}",
+                "set the dataset's database URL, or pass --offline to check the annotations only",
+            )
+            return None, [note]
+    return filled, []
 
 
 def _categories(

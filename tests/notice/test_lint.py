@@ -334,3 +334,13 @@ def test_deadlines_of_the_last_requests(engine: Engine) -> None:
     assert on_time not in str(report.to_dict())
     with pytest.raises(ValueError, match="at least 1"):
         audit_policy(engine.policy, store=engine.store, last_requests=0)
+
+
+def test_unreachable_database_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch, shop_policy: Policy
+) -> None:
+    monkeypatch.delenv("SHOP_DATABASE_URL", raising=False)
+    report = audit_policy(shop_policy, [load_dataset(SHOP_DATASET)])
+    [note] = report.by_check("datasets.unreachable")
+    assert note.severity == "warning" and "SHOP_DATABASE_URL is not set" in note.message
+    assert report.ok and not report.by_check("categories.empty")
