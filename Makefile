@@ -41,7 +41,9 @@ browsers:
 	elif ! command -v apt-get >/dev/null 2>&1; then \
 		echo "browsers: no apt-get here; install Chromium yourself to run the browser tests (they skip without it)"; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y --no-install-recommends chromium \
+			|| (apt-get update -q && apt-get install -y --no-install-recommends chromium) \
 			|| echo "browsers: apt-get could not install chromium; the browser tests will skip"; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
 		sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \

@@ -46,6 +46,7 @@ def _add_capabilities() -> None:
     from lawful.datasets.cli import data_app, dataset_app, scan
     from lawful.disclosure.cli import disclose, disclosures_, recipients, transfer_check
     from lawful.incidents.cli import incident_app
+    from lawful.notice.cli import audit_policy_cmd, notice, policy_publish, ropa
     from lawful.requests.cli import request_app
     from lawful.retention.cli import hold_app, sweep
     from lawful.subjects.cli import keyring_app
@@ -59,6 +60,10 @@ def _add_capabilities() -> None:
     app.add_typer(children_app, name="children")
     app.add_typer(hold_app, name="hold")
     app.command("sweep")(sweep)
+    app.command("notice")(notice)
+    app.command("ropa")(ropa)
+    app.command("audit-policy")(audit_policy_cmd)
+    policy_app.command("publish")(policy_publish)
     app.command("decide")(decide)
     app.command("scan")(scan)
     app.command("disclose")(disclose)

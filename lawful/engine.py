@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
@@ -29,6 +30,9 @@ from lawful.requests.service import Requests
 from lawful.retention import Retention
 from lawful.store import DEFAULT_STORE_URL, PolicyVersion, Store, open_store
 from lawful.subjects import Keyring, load_keyring
+
+if TYPE_CHECKING:
+    from lawful.notice import Notices
 
 DEFAULT_POLICY_PATH = "policy.yaml"
 WEBHOOKS_ENV = "LAWFUL_WEBHOOKS"
@@ -154,6 +158,15 @@ class Engine:
         if self._retention is None:
             self._retention = Retention(self.store, self.policy, self.keyring, self.datasets)
         return self._retention
+
+    @property
+    def notices(self) -> Notices:
+        """The policy as documents: the notice, records of processing, the consistency
+        check against the datasets and the store, change notices (lawful.notice)."""
+        from lawful.notice import Notices  # lawful.notice publishes through this module
+
+        loaded = list(self.datasets.loaded.values()) if self.datasets is not None else []
+        return Notices(self.policy, store=self.store, datasets=loaded)
 
     @property
     def children(self) -> Children:
