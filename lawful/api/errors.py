@@ -66,7 +66,7 @@ LAWFUL_ERRORS: dict[type[Exception], tuple[int, str, str | None]] = {
     DeadlineError: (400, "request.deadline", None),
     OnBehalfError: (400, "request.on_behalf", None),
     RectifyError: (400, "request.params", "params"),
-    LinkRejected: (403, "package.link_rejected", "token"),
+    LinkRejected: (400, "package.link_rejected", "token"),
     PackageUnavailable: (410, "package.unavailable", "token"),
     IdentityError: (400, "identity.invalid", None),
     UnknownJurisdictionError: (400, "jurisdiction.unknown", "jurisdiction"),

@@ -21,6 +21,7 @@ store on every call.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import threading
@@ -184,7 +185,7 @@ class ApiKeys:
                 self.key,
                 [NewEvent("api_key.revoked", data={"ref": row.ref, "scope": row.scope})],
             )
-            return _key(row._replace(revoked_at=now))
+            return dataclasses.replace(_key(row), revoked_at=now)
 
         revoked = self.store.write(work)
         with self._lock:

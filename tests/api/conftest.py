@@ -11,9 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
+
+# Starlette asks for its own fork of httpx; httpx itself works the same.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+from fastapi.testclient import TestClient  # noqa: E402
 
 from examples.shop.generate import generate
 from lawful.api import ApiKeys, Limit, Scope, create_app
@@ -116,7 +121,9 @@ def make_api(
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def api(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+def api(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Api]:
     """The API over a fresh store and shop, on each backend."""
     if request.param == "sqlite":
         store, shop = f"sqlite:///{tmp_path / 'lawful.db'}", f"sqlite:///{tmp_path / 'shop.db'}"
