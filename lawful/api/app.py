@@ -34,6 +34,7 @@ from lawful.consent.service import ChoiceInput
 from lawful.engine import Engine
 from lawful.policy.jurisdictions import UnknownJurisdictionError
 from lawful.policy.vocabulary import unknown
+from lawful.requests import refusals
 from lawful.requests.deadlines import parse_window
 from lawful.requests.service import RequestError
 from lawful.requests.states import MOVES, RequestState
@@ -681,6 +682,10 @@ def _requests(route: Any, engine: Engine) -> None:
         summary="Refuse a request on a ground the policy lists",
     )
     def deny(ref: str, body: m.DenyIn) -> dict[str, Any]:
+        try:
+            refusals.exception_refusal(engine.policy, body.rule, body.detail)
+        except refusals.RefusalError as exc:
+            raise ApiError(400, "request.unknown_ground", str(exc), "rule") from None
         must_move(ref, RequestState.denied, "denied")
         return requests.deny(ref, body.rule, detail=body.detail).to_dict()
 

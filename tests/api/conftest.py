@@ -6,12 +6,11 @@ recipient, erasure under approval, grounds for refusal.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import pytest
 import sqlalchemy as sa

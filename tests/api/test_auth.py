@@ -197,7 +197,9 @@ def test_a_revoked_key_stops_working(sqlite_api: Api) -> None:
     key, token = keys.create("read", name="short-lived")
     headers = {"Authorization": f"Bearer {token}"}
     assert sqlite_api.client.get("/api/v1/audit/verify", headers=headers).status_code == 200
-    revoked = sqlite_api.client.delete(f"/api/v1/keys/{key.ref}", headers=sqlite_api.headers("admin"))
+    revoked = sqlite_api.client.delete(
+        f"/api/v1/keys/{key.ref}", headers=sqlite_api.headers("admin")
+    )
     assert revoked.status_code == 200 and revoked.json()["active"] is False
     [row] = sqlite_api.sql("SELECT revoked_at FROM api_keys WHERE ref = :ref", ref=key.ref)
     assert row.revoked_at is not None
