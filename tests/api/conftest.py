@@ -10,14 +10,10 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-
-# Starlette asks for its own fork of httpx; httpx itself works the same.
-warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-from fastapi.testclient import TestClient  # noqa: E402
 
 from examples.shop.generate import generate
 from lawful.api import ApiKeys, Limit, Scope, create_app
@@ -25,6 +21,9 @@ from lawful.engine import Engine
 from lawful.policy import load_policy_text
 from lawful.requests.messages import MemorySender
 from lawful.subjects import Keyring
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP_DATASET = ROOT / "examples" / "shop" / "dataset.yaml"
@@ -114,6 +113,10 @@ def make_api(
         keys=keys,
         limits=limits or {"write": Limit(1000, 1000), "read": Limit(1000, 1000)},
     )
+    with warnings.catch_warnings():
+        # Starlette asks for its own fork of httpx; httpx itself works the same.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(engine, client, sender, shop_url, tokens)
     engine.close()
