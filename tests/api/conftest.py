@@ -60,6 +60,12 @@ def policy_text() -> str:
     return text + EXTRA
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "schemathesis: property-based run of schemathesis against the served API"
+    )
+
+
 def open_engine(store_url: str, shop_url: str, sender: MemorySender) -> Engine:
     engine = Engine.open(
         load_policy_text(policy_text(), "api-policy.yaml"),
