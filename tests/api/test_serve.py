@@ -228,3 +228,5 @@ def test_schemathesis_finds_no_server_error(served: Served) -> None:
         timeout=600,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert re.search(r"Tested: (\d+)", run.stdout), run.stdout[-2000:]
+    assert int(re.search(r"Tested: (\d+)", run.stdout).group(1)) >= 20  # type: ignore[union-attr]
