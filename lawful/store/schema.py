@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 
 
 def all_tables() -> MetaData:
+    import lawful.api.tables
     import lawful.audit.tables
     import lawful.consent.tables
     import lawful.disclosure.tables

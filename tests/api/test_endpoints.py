@@ -1,0 +1,498 @@
+"""Each endpoint's happy path over HTTP, with what it left in the store (and the shop)
+checked by plain SQL. On SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from lawful.requests.tables import requests
+from tests.api.conftest import Api, code_for
+
+
+def customers(api: Api, n: int = 3) -> list[str]:
+    return [r.email for r in api.shop("SELECT email FROM customers ORDER BY id")][:n]
+
+
+def ledger(api: Api, record: str) -> dict[str, object]:
+    [row] = api.sql(
+        "SELECT topic, key, scope, state, method FROM consent_records WHERE ref = :ref", ref=record
+    )
+    return dict(row._mapping)
+
+
+def submit_verified(api: Api, kind: str, email: str) -> str:
+    intake = api.client.post(
+        "/api/v1/requests", json={"kind": kind, "identity": f"email:{email}", "jurisdiction": "eu"}
+    )
+    assert intake.status_code == 202, intake.text
+    ref = intake.json()["ref"]
+    answer = api.client.post(
+        f"/api/v1/requests/{ref}/verify", json={"code": code_for(api.sender, email)}
+    )
+    assert answer.status_code == 200, answer.text
+    return ref
+
+
+def request_row(api: Api, ref: str) -> dict[str, object]:
+    [row] = api.sql(
+        "SELECT state, due_at, extension_reason, verified_by FROM requests WHERE ref = :ref",
+        ref=ref,
+    )
+    return dict(row._mapping)
+
+
+# -- decisions and consents ------------------------------------------------------------------
+
+
+def test_decide_record_consent_and_decide_again(api: Api) -> None:
+    alice = f"email:{customers(api)[0]}"
+    service = api.headers("service")
+    ask = {"subject": alice, "purpose": "newsletter", "channel": "email", "list": "weekly"}
+    before = api.client.post("/api/v1/decisions", json=ask, headers=service)
+    assert before.status_code == 200
+    assert before.json()["allowed"] is False and before.json()["rule"] == "consent.missing"
+
+    given = api.client.post(
+        "/api/v1/consents",
+        json={"subject": alice, "purpose": "newsletter", "action": "give", "method": "checkbox"},
+        headers=service,
+    )
+    assert given.status_code == 201, given.text
+    record = given.json()["record"]
+    assert ledger(api, record) == {
+        "topic": "consent",
+        "key": "newsletter",
+        "scope": "",
+        "state": "given",
+        "method": "checkbox",
+    }
+    after = api.client.post("/api/v1/decisions", json=ask, headers=service).json()
+    assert after["allowed"] is True and after["basis"] == "consent"
+
+    # GPC does not stop an email newsletter; a withdrawal does.
+    gpc = api.client.post("/api/v1/decisions", json={**ask, "gpc": True}, headers=service).json()
+    assert gpc["allowed"] is True
+    withdrawn = api.client.post(
+        "/api/v1/consents",
+        json={"subject": alice, "purpose": "newsletter", "action": "withdraw"},
+        headers=service,
+    )
+    assert ledger(api, withdrawn.json()["record"])["state"] == "withdrawn"
+    refused = api.client.post(
+        "/api/v1/consents",
+        json={"subject": alice, "purpose": "reviews", "action": "refuse"},
+        headers=service,
+    )
+    assert ledger(api, refused.json()["record"])["state"] == "refused"
+    final = api.client.post("/api/v1/decisions", json=ask, headers=service).json()
+    assert final["allowed"] is False and final["rule"] == "consent.withdrawn"
+
+
+def test_batch_decisions_keep_the_order_given(api: Api) -> None:
+    emails = customers(api, 3)
+    service = api.headers("service")
+    api.client.post(
+        "/api/v1/consents",
+        json={"subject": f"email:{emails[1]}", "purpose": "newsletter", "action": "give"},
+        headers=service,
+    )
+    subjects = [f"email:{e}" for e in emails] + ["email:stranger@example.com"]
+    answer = api.client.post(
+        "/api/v1/decisions/batch",
+        json={"subjects": subjects, "purpose": "newsletter"},
+        headers=service,
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert [d["allowed"] for d in body["decisions"]] == [False, True, False, False]
+    assert (body["allowed"], body["refused"]) == (1, 3)
+
+
+def test_consent_state_history_and_receipt(api: Api) -> None:
+    bob = f"email:{customers(api)[1]}"
+    given = api.client.post(
+        "/api/v1/consents",
+        json={"subject": bob, "purpose": "newsletter", "action": "give", "list": "offers"},
+        headers=api.headers("service"),
+    ).json()
+    state = api.client.get(f"/api/v1/consents/{bob}", headers=api.headers("operator"))
+    assert state.status_code == 200
+    body = state.json()
+    assert body["known"] is True
+    assert [h["record"] for h in body["history"]] == [given["record"]]
+    assert body["history"][0]["scope"] == "list:offers"
+    assert {d["purpose"] for d in body["decisions"]} == set(api.engine.policy.purposes)
+    # Reading the state is not a use of the data: no decision events were written.
+    decided = api.sql("SELECT count(*) AS n FROM audit_events WHERE kind LIKE 'decision%'")
+    assert decided[0].n == 0
+
+    receipt = api.client.get(
+        f"/api/v1/consents/records/{given['record']}/receipt", headers=api.headers("service")
+    )
+    assert receipt.status_code == 200
+    assert given["record"] in json.dumps(receipt.json())
+    unknown = api.client.get(
+        f"/api/v1/consents/records/{'f' * 32}/receipt", headers=api.headers("service")
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "consent.not_found"
+
+    nobody = api.client.get(
+        "/api/v1/consents/email:nobody@example.com", headers=api.headers("service")
+    )
+    assert nobody.json()["known"] is False and nobody.json()["history"] == []
+
+
+# -- preferences -----------------------------------------------------------------------------
+
+
+def test_preferences_are_recorded_together(api: Api) -> None:
+    carol = f"email:{customers(api)[2]}"
+    service = api.headers("service")
+    empty = api.client.get(f"/api/v1/preferences/{carol}", headers=service).json()
+    assert empty["channels"] == {"email": None}
+    assert empty["cookies"] == {"analytics": None, "strictly_necessary": True}
+
+    body = {
+        "channels": {"email": False},
+        "lists": {"weekly": True},
+        "cookies": {"analytics": True, "strictly_necessary": True},
+        "opt_outs": {"sale": True},
+        "method": "form",
+    }
+    answer = api.client.put(f"/api/v1/preferences/{carol}", json=body, headers=service)
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert out["channels"] == {"email": False}
+    assert out["lists"]["weekly"] is True and out["lists"]["offers"] is None
+    assert out["cookies"] == {"analytics": True, "strictly_necessary": True}
+    assert out["opt_outs"]["sale"] is True and out["opt_outs"]["share"] is None
+    rows = {
+        (r.topic, r.key): r.state
+        for r in api.sql(
+            "SELECT topic, key, state FROM consent_records WHERE ref IN ("
+            + ",".join(f"'{r}'" for r in out["records"])
+            + ")"
+        )
+    }
+    assert rows == {
+        ("channel", "email"): "withdrawn",
+        ("list", "weekly"): "given",
+        ("cookie", "analytics"): "given",
+        ("opt_out", "sale"): "withdrawn",
+    }
+    assert api.client.get(
+        f"/api/v1/preferences/{carol}", headers=api.headers("operator")
+    ).json() == {
+        **out,
+        "records": [],
+    }
+    # The email channel stopped: a newsletter by email is refused even with consent.
+    api.client.post(
+        "/api/v1/consents",
+        json={"subject": carol, "purpose": "newsletter", "action": "give"},
+        headers=service,
+    )
+    decision = api.client.post(
+        "/api/v1/decisions",
+        json={"subject": carol, "purpose": "newsletter", "channel": "email"},
+        headers=service,
+    ).json()
+    assert decision["allowed"] is False
+
+
+def test_preferences_with_one_bad_choice_record_nothing(api: Api) -> None:
+    dave = f"email:{customers(api)[0]}"
+    before = api.sql("SELECT count(*) AS n FROM consent_records")[0].n
+    answer = api.client.put(
+        f"/api/v1/preferences/{dave}",
+        json={"channels": {"email": False}, "cookies": {"strictly_necessary": False}},
+        headers=api.headers("service"),
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "preferences.necessary"
+    assert answer.json()["field"] == "cookies.strictly_necessary"
+    unknown = api.client.put(
+        f"/api/v1/preferences/{dave}",
+        json={"channels": {"email": False}, "lists": {"daily": True}},
+        headers=api.headers("service"),
+    )
+    assert unknown.status_code == 400 and unknown.json()["field"] == "lists.daily"
+    assert api.sql("SELECT count(*) AS n FROM consent_records")[0].n == before
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def test_access_request_from_submission_to_download(api: Api) -> None:
+    email = customers(api)[0]
+    ref = submit_verified(api, "access", email)
+    assert request_row(api, ref)["state"] == "in_progress"
+    assert request_row(api, ref)["verified_by"] == "email_code"
+    api.engine.requests.run_pending()
+    status = api.client.get(f"/api/v1/requests/{ref}")
+    assert status.status_code == 200
+    body = status.json()
+    assert body["state"] == "completed" and body["status"] == "Your request is complete."
+    assert email not in status.text
+
+    ready = api.sender.last(to=email, template="package_ready").body
+    token = re.search(r"token=([A-Za-z0-9_.\-]+)", ready).group(1)  # type: ignore[union-attr]
+    package = api.client.get("/api/v1/requests/download", params={"token": token})
+    assert package.status_code == 200, package.text
+    assert package.headers["content-type"] == "application/zip"
+    assert package.headers["cache-control"] == "no-store"
+    with zipfile.ZipFile(io.BytesIO(package.content)) as zipped:
+        data = json.loads(zipped.read("data.json"))
+    assert email in json.dumps(data)
+    # The link in the message (outside /api/v1) serves the same package.
+    assert api.client.get("/requests/download", params={"token": token}).content == package.content
+    downloads = api.sql(
+        "SELECT count(*) AS n FROM audit_events WHERE kind = 'request.package_downloaded'"
+    )
+    assert downloads[0].n == 2
+    bad = api.client.get("/api/v1/requests/download", params={"token": token[:-3] + "AAA"})
+    assert bad.status_code == 400 and bad.json()["code"] == "package.link_rejected"
+
+
+def test_erasure_waits_for_approval_then_erases(api: Api) -> None:
+    email = customers(api)[1]
+    ref = submit_verified(api, "erasure", email)
+    assert request_row(api, ref)["state"] == "awaiting_approval"
+    operator = api.headers("operator")
+    queue = api.client.get("/api/v1/requests", params={"due_within": "40d"}, headers=operator)
+    assert [r["ref"] for r in queue.json()] == [ref]
+    assert (
+        api.client.get("/api/v1/requests", params={"due_within": "3d"}, headers=operator).json()
+        == []
+    )
+    assert (
+        api.client.get("/api/v1/requests", params={"overdue": "true"}, headers=operator).json()
+        == []
+    )
+
+    approved = api.client.post(
+        f"/api/v1/requests/{ref}/approve", json={"by": "Dana (DPO)"}, headers=operator
+    )
+    assert approved.status_code == 200, approved.text
+    assert request_row(api, ref)["state"] == "in_progress"
+    why = api.sql(
+        "SELECT data FROM audit_events WHERE kind = 'request.in_progress' ORDER BY seq DESC"
+    )[0].data
+    assert "Dana (DPO)" in json.dumps(why)
+    again = api.client.post(f"/api/v1/requests/{ref}/approve", json={}, headers=operator)
+    assert again.status_code == 409 and again.json()["code"] == "request.state"
+
+    api.engine.requests.run_pending()
+    assert request_row(api, ref)["state"] in ("completed", "partially_completed")
+    assert api.shop("SELECT id FROM customers WHERE email = :e", e=email) == []
+    details = api.client.get(f"/api/v1/requests/{ref}/details", headers=api.headers("read"))
+    assert details.json()["receipt"] is not None and details.json()["steps"]
+
+
+def test_deny_and_extend(api: Api) -> None:
+    first, second = customers(api, 2)
+    operator = api.headers("operator")
+    denied_ref = submit_verified(api, "erasure", first)
+    bad = api.client.post(
+        f"/api/v1/requests/{denied_ref}/deny", json={"rule": "whim"}, headers=operator
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "rule"
+    assert request_row(api, denied_ref)["state"] == "awaiting_approval"
+    denied = api.client.post(
+        f"/api/v1/requests/{denied_ref}/deny",
+        json={"rule": "legal_claims", "detail": "a court case is pending"},
+        headers=operator,
+    )
+    assert denied.status_code == 200, denied.text
+    assert request_row(api, denied_ref)["state"] == "denied"
+    assert (
+        api.client.get(f"/api/v1/requests/{denied_ref}").json()["refusal"]["rule"] == "legal_claims"
+    )
+
+    ref = submit_verified(api, "erasure", second)
+    before = request_row(api, ref)["due_at"]
+    extended = api.client.post(
+        f"/api/v1/requests/{ref}/extend",
+        json={"reason": "many systems to search"},
+        headers=operator,
+    )
+    assert extended.status_code == 200, extended.text
+    row = request_row(api, ref)
+    assert row["extension_reason"] == "many systems to search"
+    assert _when(row["due_at"]) > _when(before) + timedelta(days=50)
+    closed = api.client.post(
+        f"/api/v1/requests/{denied_ref}/extend", json={"reason": "x"}, headers=operator
+    )
+    assert closed.status_code == 409
+
+
+def _when(value: object) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# -- disclosures, incidents, audit, keys, operations ----------------------------------------
+
+
+def test_disclosure_is_logged(api: Api) -> None:
+    email = customers(api)[0]
+    answer = api.client.post(
+        "/api/v1/disclosures",
+        json={
+            "subject": f"email:{email}",
+            "recipient": "carrier",
+            "categories": ["user.name", "user.contact.address"],
+            "purpose": "orders",
+        },
+        headers=api.headers("service"),
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["allowed"] is True
+    [row] = api.sql(
+        "SELECT recipient, purpose, country FROM disclosures WHERE ref = :r", r=body["ref"]
+    )
+    assert (row.recipient, row.purpose, row.country) == ("carrier", "orders", "DE")
+    refused = api.client.post(
+        "/api/v1/disclosures",
+        json={
+            "subject": f"email:{email}",
+            "recipient": "carrier",
+            "categories": ["user.name"],
+            "purpose": "newsletter",
+        },
+        headers=api.headers("service"),
+    ).json()
+    assert refused["allowed"] is False and refused["ref"] is None
+
+
+def test_incidents_open_list_show(api: Api) -> None:
+    operator = api.headers("operator")
+    opened = api.client.post(
+        "/api/v1/incidents",
+        json={
+            "discovered_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat(),
+            "summary": "A payments export was readable from a public bucket",
+            "tables": ["shop.payments"],
+            "high_risk": True,
+        },
+        headers=operator,
+    )
+    assert opened.status_code == 201, opened.text
+    body = opened.json()
+    [row] = api.sql("SELECT state, subjects_count FROM incidents WHERE ref = :r", r=body["ref"])
+    assert row.state == "open" and row.subjects_count == body["subjects_count"] > 0
+    listed = api.client.get(
+        "/api/v1/incidents", params={"open": "true"}, headers=api.headers("read")
+    )
+    assert [i["ref"] for i in listed.json()] == [body["ref"]]
+    shown = api.client.get(f"/api/v1/incidents/{body['number']}", headers=operator)
+    assert shown.json()["ref"] == body["ref"]
+    assert api.client.get(f"/api/v1/incidents/{body['ref']}", headers=operator).status_code == 200
+    missing = api.client.get("/api/v1/incidents/99", headers=operator)
+    assert missing.status_code == 404 and missing.json()["code"] == "incident.not_found"
+    bad = api.client.post(
+        "/api/v1/incidents",
+        json={"discovered_at": "2026-01-02T10:00:00Z", "summary": "x", "tables": ["shop.nope"]},
+        headers=operator,
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == "incident.invalid"
+    assert api.sql("SELECT count(*) AS n FROM incidents")[0].n == 1
+
+
+def test_audit_verify_and_events_of_one_subject(api: Api) -> None:
+    email = customers(api)[0]
+    api.client.post(
+        "/api/v1/consents",
+        json={"subject": f"email:{email}", "purpose": "newsletter", "action": "give"},
+        headers=api.headers("service"),
+    )
+    api.client.post("/api/v1/requests", json={"kind": "access", "identity": f"email:{email}"})
+    verified = api.client.get("/api/v1/audit/verify", headers=api.headers("read")).json()
+    total = api.sql("SELECT count(*) AS n FROM audit_events")[0].n
+    assert verified["ok"] is True and verified["checked"] == total
+
+    events = api.client.get(
+        "/api/v1/audit/events",
+        params={"subject": f"email:{email}"},
+        headers=api.headers("operator"),
+    ).json()
+    kinds = [e["kind"] for e in events]
+    assert "consent.given" in kinds and "request.received" in kinds
+    assert all(email not in json.dumps(e) for e in events)
+    page = api.client.get(
+        "/api/v1/audit/events", params={"after": 2, "limit": 3}, headers=api.headers("operator")
+    ).json()
+    assert [e["seq"] for e in page] == [3, 4, 5]
+
+
+def test_keys_listed_without_tokens(api: Api) -> None:
+    listed = api.client.get("/api/v1/keys", headers=api.headers("admin"))
+    assert listed.status_code == 200
+    assert sorted(k["scope"] for k in listed.json()) == ["admin", "operator", "read", "service"]
+    assert all(t not in listed.text for t in api.tokens.values())
+
+
+def test_health_readiness_gpc(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["revision"] == api.engine.store.head_revision()
+    gpc = api.client.get("/.well-known/gpc.json").json()
+    assert gpc == {"gpc": True, "lastUpdate": "2026-01-01"}
+    # A store behind this lawful's migrations is not ready.
+    with api.engine.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0009'")
+    try:
+        behind = api.client.get("/readyz")
+        assert behind.status_code == 503 and behind.json()["code"] == "store.migrations"
+    finally:
+        with api.engine.store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"UPDATE alembic_version SET version_num = '{api.engine.store.head_revision()}'"
+            )
+
+
+def test_metrics(api: Api) -> None:
+    email = customers(api)[0]
+    api.client.post(
+        "/api/v1/decisions",
+        json={"subject": f"email:{email}", "purpose": "newsletter"},
+        headers=api.headers("service"),
+    )
+    api.client.post(
+        "/api/v1/decisions/batch",
+        json={"subjects": [f"email:{email}"], "purpose": "newsletter"},
+        headers=api.headers("service"),
+    )
+    api.client.post("/api/v1/requests", json={"kind": "access", "identity": f"email:{email}"})
+    ref = api.client.post(
+        "/api/v1/requests", json={"kind": "erasure", "identity": "email:someone@example.com"}
+    ).json()["ref"]
+    # One request past its due date (plain SQL through the table, on either backend).
+    with api.engine.store.engine.begin() as conn:
+        conn.execute(
+            sa.update(requests)
+            .where(requests.c.ref == ref)
+            .values(due_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+    answer = api.client.get("/metrics", headers=api.headers("read"))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = answer.text
+    assert 'lawful_requests{state="awaiting_verification"} 2' in text
+    assert 'lawful_requests{state="completed"} 0' in text
+    assert "lawful_requests_overdue 1" in text
+    assert "lawful_incidents_open 0" in text
+    assert 'lawful_decision_duration_seconds_count{endpoint="single"} 1' in text
+    assert 'lawful_decision_duration_seconds_count{endpoint="batch"} 1' in text
+    assert 'lawful_decision_duration_seconds_bucket{endpoint="single",le="+Inf"} 1' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{[^}]*\})? [0-9.e+-]+", line), line
