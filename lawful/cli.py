@@ -41,6 +41,7 @@ app.add_typer(audit_app, name="audit")
 
 def _add_capabilities() -> None:
     # Imported here: the capability CLIs use this module's conventions (_open_engine, ...).
+    from lawful.api.cli import keys_app, serve
     from lawful.children.cli import children_app
     from lawful.consent.cli import consent_app, decide
     from lawful.datasets.cli import data_app, dataset_app, scan
@@ -60,6 +61,8 @@ def _add_capabilities() -> None:
     app.add_typer(children_app, name="children")
     app.add_typer(hold_app, name="hold")
     app.command("sweep")(sweep)
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
     app.command("notice")(notice)
     app.command("ropa")(ropa)
     app.command("audit-policy")(audit_policy_cmd)
