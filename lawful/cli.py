@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from lawful import __version__
 from lawful.audit import AuditLog
 from lawful.engine import Engine, policy_path, store_url
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print_json
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.policy import LoadedPolicy, PolicyError, diff_policies, load_policy, starter_policy
 from lawful.policy.summary import render_summary, summary
 from lawful.store import StoreError, open_store
@@ -73,20 +76,6 @@ def _add_capabilities() -> None:
     app.command("disclosures")(disclosures_)
     app.command("recipients")(recipients)
     app.command("transfer-check")(transfer_check)
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _usage(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _refuse(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _existing(path: Path) -> Path:

@@ -6,8 +6,9 @@ without importing lawful.cli, which imports them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -29,3 +30,22 @@ KeyringOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+# --- how every command ends ----------------------------------------------------------------
+
+
+def usage(message: str) -> NoReturn:
+    """Bad input: `error: ...` on stderr, exit 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def refuse(message: str) -> NoReturn:
+    """A refusal to act, or a store or database that can't be used: exit 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
 from lawful.api.keys import ApiKeyError, ApiKeys, Scope
 from lawful.engine import Engine, policy_path, store_url
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.store import StoreError, open_store
 
 keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
@@ -29,24 +32,6 @@ DatasetOption = Annotated[
         "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
     ),
 ]
-
-
-def _usage(message: str) -> NoReturn:
-    from lawful.cli import _usage
-
-    _usage(message)
-
-
-def _refuse(message: str) -> NoReturn:
-    from lawful.cli import _refuse
-
-    _refuse(message)
-
-
-def _print(data: Any) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 def _keys(policy: Path | None, store: str | None) -> ApiKeys:

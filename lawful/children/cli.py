@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
 from lawful.children.report import ChildrenReport
 from lawful.children.service import Children, ChildrenError, RaisedErasure
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.store import StoreError
 from lawful.subjects import KeyringError, KeyringMissing
 
@@ -30,22 +33,6 @@ DatasetOption = Annotated[
         "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
     ),
 ]
-
-
-def _usage(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _refuse(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _print(data: Any) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 def _echo(report: ChildrenReport, raised: list[RaisedErasure] | None) -> None:

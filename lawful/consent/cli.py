@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from lawful.consent import ConsentError, Decision, DecisionLogging, Signals, UnknownName
 from lawful.engine import Engine, policy_path, store_url
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.policy.jurisdictions import UnknownJurisdictionError
 from lawful.policy.vocabulary import unknown
 from lawful.store import StoreError
@@ -31,28 +34,6 @@ ChannelOption = Annotated[
     str | None, typer.Option(help="One marketing channel of the purpose, e.g. email")
 ]
 ListOption = Annotated[str | None, typer.Option("--list", help="One marketing list of the purpose")]
-
-
-# The shared conventions of every command live in lawful.cli, which imports this module
-# when it is itself loaded: they are looked up when called.
-
-
-def _usage(message: str) -> NoReturn:
-    from lawful.cli import _usage
-
-    _usage(message)
-
-
-def _refuse(message: str) -> NoReturn:
-    from lawful.cli import _refuse
-
-    _refuse(message)
-
-
-def _print(data: Any) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 @contextmanager

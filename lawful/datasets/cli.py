@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from lawful.datasets.load import DatasetError
 from lawful.datasets.masks import MaskKeyMissing
 from lawful.datasets.service import Datasets
 from lawful.options import JsonOption, KeyringOption, PolicyOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.policy import Policy
 from lawful.subjects import Identity, IdentityError, KeyringError, keyring_path, load_keyring
 
@@ -56,24 +59,6 @@ IdentityOption = Annotated[
         "--identity", help="Any identity as KIND:VALUE (email, phone, account, device, customer)"
     ),
 ]
-
-
-def _usage(message: str) -> NoReturn:
-    from lawful.cli import _usage
-
-    _usage(message)
-
-
-def _refuse(message: str) -> NoReturn:
-    from lawful.cli import _refuse
-
-    _refuse(message)
-
-
-def _print(data: Any) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 def _policy(option: Path | None) -> Policy | None:

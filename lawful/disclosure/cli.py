@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from lawful.disclosure.service import DisclosureError, Disclosures
 from lawful.disclosure.transfers import TransferDecision
 from lawful.engine import Engine, policy_path, store_url
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.policy.jurisdictions import UnknownJurisdictionError
 from lawful.store import StoreError
 from lawful.subjects import IdentityError, KeyringError, KeyringMissing, SubjectError
@@ -32,24 +35,6 @@ disclosure_app = typer.Typer(
 JurisdictionOption = Annotated[
     str | None, typer.Option(help="The subject's jurisdiction, e.g. eu, us-ca, cn")
 ]
-
-
-def _usage(message: str) -> NoReturn:
-    from lawful.cli import _usage
-
-    _usage(message)
-
-
-def _refuse(message: str) -> NoReturn:
-    from lawful.cli import _refuse
-
-    _refuse(message)
-
-
-def _print(data: Any) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 @contextmanager

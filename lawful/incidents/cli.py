@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from lawful.incidents.affected import IncidentError
 from lawful.incidents.service import EVENT_KINDS, Incident, Incidents, parse_when
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.store import StoreError
 from lawful.subjects import KeyringError, KeyringMissing
 
@@ -32,22 +35,6 @@ DatasetOption = Annotated[
     ),
 ]
 IdArg = Annotated[str, typer.Argument(help="The incident's number (from list) or ref")]
-
-
-def _usage(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _refuse(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _print(data: Any) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 @contextmanager

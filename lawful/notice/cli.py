@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from lawful.notice.document import NoticeError
 from lawful.notice.lint import DEFAULT_LAST_REQUESTS, LintReport
 from lawful.notice.service import Notices
 from lawful.options import JsonOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.policy import LoadedPolicy
 from lawful.store import Store, StoreError, open_store
 
@@ -51,24 +54,6 @@ DatasetOption = Annotated[
     typer.Option("--dataset", "-d", help="A dataset annotation file (repeat for several)."),
 ]
 LangOption = Annotated[str, typer.Option("--lang", help="Language of the fixed text: en, zh.")]
-
-
-def _usage(message: str) -> NoReturn:
-    from lawful.cli import _usage
-
-    _usage(message)
-
-
-def _refuse(message: str) -> NoReturn:
-    from lawful.cli import _refuse
-
-    _refuse(message)
-
-
-def _print(data: object) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 def _policy(policy: Path | None) -> LoadedPolicy:

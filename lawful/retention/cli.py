@@ -11,12 +11,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
 from lawful.engine import Engine, policy_path, store_url
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import print_json as _print
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.retention.holds import HoldView, RetentionError
 from lawful.retention.service import Retention, SweepReport
 from lawful.retention.sweep import DEFAULT_BATCH
@@ -34,24 +37,6 @@ DatasetOption = Annotated[
 ByOption = Annotated[
     str | None, typer.Option("--by", help="Who does it: an operator id (default: $USER)")
 ]
-
-
-def _usage(message: str) -> NoReturn:
-    from lawful.cli import _usage
-
-    _usage(message)
-
-
-def _refuse(message: str) -> NoReturn:
-    from lawful.cli import _refuse
-
-    _refuse(message)
-
-
-def _print(data: Any) -> None:
-    from lawful.cli import _print_json
-
-    _print_json(data)
 
 
 @contextmanager

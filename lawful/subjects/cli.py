@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from lawful.engine import Engine, policy_path, store_url
 from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import refuse as _refuse
+from lawful.options import usage as _usage
 from lawful.policy import LoadedPolicy, PolicyError, load_policy
 from lawful.store import StoreError
 from lawful.subjects.keyring import (
@@ -32,16 +34,6 @@ keyring_app = typer.Typer(help="The keys that hash and encrypt identities.", no_
 
 
 FINGERPRINT_SHOWN = 12  # hex digits of the fingerprint shown: enough to compare two keyrings
-
-
-def _usage(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _refuse(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _from_env() -> bool:
