@@ -77,9 +77,7 @@ def test_unknown_rules_are_refused_naming_the_field(api: Api) -> None:
         "/api/v1/sweeps/plan", params={"rule": "nope"}, headers=api.headers("read")
     )
     assert plan.status_code == 400 and plan.json()["field"] == "rule"
-    extra = api.client.post(
-        "/api/v1/sweeps", json={"dry": True}, headers=api.headers("operator")
-    )
+    extra = api.client.post("/api/v1/sweeps", json={"dry": True}, headers=api.headers("operator"))
     assert extra.status_code == 422
     assert _swept(api) == []
 
