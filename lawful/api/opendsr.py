@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from lawful.api.errors import ApiError
 from lawful.api.keys import ApiKey, Scope
@@ -277,6 +278,7 @@ class OpenDsr:
         found = Received(
             body.subject_request_id, view.ref, key.ref, tuple(body.status_callback_urls)
         )
+        view = self.engine.requests.show(view.ref)
         self._append(
             [
                 NewEvent(
@@ -481,7 +483,8 @@ def add_opendsr(app: FastAPI, engine: Engine) -> None:
     )
     async def submit(request: Request, body: OpenDsrRequestIn) -> Response:
         raw = await request.body()
-        found, view = service.submit(body, request.state.api_key)
+        # The store is blocking: off the event loop, as FastAPI runs plain endpoints.
+        found, view = await run_in_threadpool(service.submit, body, request.state.api_key)
         data = {
             "controller_id": found.controller,
             "expected_completion_time": view.due_at.isoformat(),
