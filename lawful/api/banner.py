@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lawful.api.app import PREFIX
 from lawful.api.errors import ApiError
@@ -124,23 +124,39 @@ def _device(text: str, field: str) -> Identity:
     return Identity.parse(f"device:{text}")
 
 
-class _Cors(BaseHTTPMiddleware):
-    """Let the controller's websites call the cookie endpoints (no credentials)."""
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST"),
+    (b"access-control-allow-headers", b"Content-Type"),
+    (b"access-control-max-age", b"600"),
+]
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if not request.url.path.startswith(COOKIES):
-            return await call_next(request)
-        headers = {
-            "Access-Control-Allow-Origin": "*",
-            "Access-Control-Allow-Methods": "GET, POST",
-            "Access-Control-Allow-Headers": "Content-Type",
-            "Access-Control-Max-Age": "600",
-        }
-        if request.method == "OPTIONS":
-            return Response(status_code=204, headers=headers)
-        response = await call_next(request)
-        response.headers.update(headers)
-        return response
+
+class _Cors:
+    """Let the controller's websites call the cookie endpoints (no credentials).
+
+    Plain ASGI, not BaseHTTPMiddleware: every other path passes straight through, so
+    the decision endpoints pay nothing for it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(COOKIES):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            await Response(status_code=204, headers={k.decode(): v.decode() for k, v in _CORS})(
+                scope, receive, send
+            )
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_CORS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def add_banner(app: FastAPI, engine: Engine) -> None:

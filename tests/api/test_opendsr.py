@@ -285,3 +285,22 @@ def test_forward_to_a_processor_that_speaks_opendsr(
         finally:
             server.should_exit = True
             thread.join(10)
+
+
+def test_the_server_sends_callbacks_by_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sink: _Sink
+) -> None:
+    """With the app started, a thread delivers callbacks without being asked."""
+    monkeypatch.setenv("LAWFUL_OPENDSR_CALLBACK_INTERVAL", "0.2")
+    shop = f"sqlite:///{tmp_path / 'shop.db'}"
+    monkeypatch.setenv("SHOP_DATABASE_URL", shop)
+    for api in make_api(f"sqlite:///{tmp_path / 'lawful.db'}", shop):
+        assert "opendsr-callbacks" in {t.name for t in threading.enumerate()}
+        sent = _body(_email(api), callbacks=[sink.url])
+        api.client.post("/opendsr/v2/requests", json=sent, headers=api.headers("service"))
+        api.engine.requests.run_pending()
+        deadline = time.monotonic() + 10
+        while not sink.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sink.received) == 1
+        assert json.loads(sink.received[0][1])["request_status"] == "completed"
