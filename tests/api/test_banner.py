@@ -376,3 +376,16 @@ def test_gpc_in_chromium_refuses_sale_and_share_by_default(
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("the browser tests run on Linux")
+
+
+def test_a_policy_that_ignores_gpc_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        conftest, "policy_text", lambda: banner_policy_text() + "\nsignals: {gpc: ignore}\n"
+    )
+    shop = f"sqlite:///{tmp_path / 'shop.db'}"
+    monkeypatch.setenv("SHOP_DATABASE_URL", shop)
+    for api in make_api(f"sqlite:///{tmp_path / 'lawful.db'}", shop):
+        assert api.client.get("/api/v1/cookies/categories").json()["gpc"] is False
+        body = {"device": DEVICE, "choices": {"analytics": True}, "gpc": True}
+        assert api.client.post("/api/v1/cookies/choice", json=body).status_code == 200
+        assert api.sql("SELECT key FROM consent_records WHERE topic = 'opt_out'") == []
