@@ -29,13 +29,14 @@ import json
 import logging
 import os
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -110,6 +111,41 @@ def verify_signature(public_key_pem: bytes, body: bytes, signature: str) -> bool
 
 def canonical(data: Mapping[str, Any]) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class HttpFailed(Exception):
+    """The other side could not be reached (the message names the error's type only)."""
+
+
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10,
+) -> HttpAnswer:
+    """One HTTP call with the standard library (lawful needs no HTTP client for it).
+    An error status is an answer; only a failure to talk raises `HttpFailed`."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise HttpFailed(f"not an http(s) URL: {urlsplit(url).scheme or 'no scheme'}")
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return HttpAnswer(answer.status, dict(answer.headers.items()), answer.read())
+    except urllib.error.HTTPError as exc:
+        return HttpAnswer(exc.code, dict(exc.headers.items()), exc.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise HttpFailed(type(exc).__name__) from None
 
 
 def _signed(keyring: Keyring, data: Mapping[str, Any], domain: str, status: int = 200) -> Response:
@@ -324,13 +360,13 @@ class OpenDsr:
             "api_version": API_VERSION,
         }
 
-    def deliver(self, *, client: httpx.Client | None = None) -> int:
+    def deliver(self) -> int:
         """POST a signed status callback for each received request that has closed, to
         each of its URLs not yet answered (tried up to 5 times). Returns how many went."""
         with self._lock:
-            return self._deliver(client)
+            return self._deliver()
 
-    def _deliver(self, client: httpx.Client | None) -> int:
+    def _deliver(self) -> int:
         received = self.received()
         attempts: dict[tuple[str, str], int] = {}
         delivered: set[tuple[str, str]] = set()
@@ -356,50 +392,43 @@ class OpenDsr:
         with self.engine.store.engine.connect() as conn:
             rows = {r.ref: r for r in conn.execute(query)}
         events = []
-        own = client is None
-        http = client or httpx.Client(timeout=10)
-        try:
-            for found in waiting:
-                row = rows.get(found.ref)
-                if row is None or not RequestState(row.state).closed:
+        for found in waiting:
+            row = rows.get(found.ref)
+            if row is None or not RequestState(row.state).closed:
+                continue
+            for url in found.callbacks:
+                if not due(found, url):
                     continue
-                for url in found.callbacks:
-                    if not due(found, url):
-                        continue
-                    data = {
-                        "controller_id": found.controller,
-                        "expected_completion_time": row.due_at.isoformat(),
-                        "status_callback_url": url,
-                        "subject_request_id": found.subject_request_id,
-                        "request_status": opendsr_status(row.state),
-                        "api_version": API_VERSION,
-                    }
-                    body = canonical(data)
-                    headers = {
-                        "Content-Type": "application/json",
-                        SIGNATURE: sign(self.engine.keyring, body),
-                        DOMAIN: self.domain or "lawful",
-                    }
-                    try:
-                        answer = http.post(url, content=body, headers=headers)
-                        ok = answer.status_code < 300
-                    except httpx.HTTPError as exc:
-                        log.warning("OpenDSR callback failed: %s", type(exc).__name__)
-                        ok = False
-                    events.append(
-                        NewEvent(
-                            CALLBACK,
-                            data={
-                                "subject_request_id": found.subject_request_id,
-                                "url": url,
-                                "status": data["request_status"],
-                                "delivered": ok,
-                            },
-                        )
+                data = {
+                    "controller_id": found.controller,
+                    "expected_completion_time": row.due_at.isoformat(),
+                    "status_callback_url": url,
+                    "subject_request_id": found.subject_request_id,
+                    "request_status": opendsr_status(row.state),
+                    "api_version": API_VERSION,
+                }
+                body = canonical(data)
+                headers = {
+                    "Content-Type": "application/json",
+                    SIGNATURE: sign(self.engine.keyring, body),
+                    DOMAIN: self.domain or "lawful",
+                }
+                try:
+                    ok = http("POST", url, body, headers).status_code < 300
+                except HttpFailed as exc:
+                    log.warning("OpenDSR callback failed: %s", exc)
+                    ok = False
+                events.append(
+                    NewEvent(
+                        CALLBACK,
+                        data={
+                            "subject_request_id": found.subject_request_id,
+                            "url": url,
+                            "status": data["request_status"],
+                            "delivered": ok,
+                        },
                     )
-        finally:
-            if own:
-                http.close()
+                )
         if events:
             self._append(events)
         return sum(1 for e in events if e.data and e.data["delivered"])
@@ -556,7 +585,6 @@ def forward(
     key: str,
     *,
     callback_urls: Iterable[str] = (),
-    client: httpx.Client | None = None,
 ) -> Forwarded:
     """Send lawful request `request_ref` (access, portability or erasure) to a processor
     that speaks OpenDSR at `processor_url` (its base, e.g. https://p.example/opendsr/v2),
@@ -600,25 +628,21 @@ def forward(
         "api_version": API_VERSION,
         "status_callback_urls": list(callback_urls),
     }
-    own = client is None
-    http = client or httpx.Client(timeout=30)
     try:
-        try:
-            answer = http.post(
-                f"{base}/requests", json=body, headers={"Authorization": f"Bearer {key}"}
-            )
-        except httpx.HTTPError as exc:
-            raise ForwardError(
-                f"the processor at {base} could not be reached ({type(exc).__name__})"
-            ) from None
-        if answer.status_code != 201:
-            raise ForwardError(
-                f"the processor at {base} refused the request: HTTP {answer.status_code}"
-            )
-        valid = _check(http, base, answer)
-    finally:
-        if own:
-            http.close()
+        answer = http(
+            "POST",
+            f"{base}/requests",
+            json.dumps(body).encode(),
+            {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+    except HttpFailed as exc:
+        raise ForwardError(f"the processor at {base} could not be reached ({exc})") from None
+    if answer.status_code != 201:
+        raise ForwardError(
+            f"the processor at {base} refused the request: HTTP {answer.status_code}"
+        )
+    valid = _check(base, answer)
     data = answer.json()
     host = urlsplit(base).netloc
 
@@ -648,15 +672,15 @@ def forward(
     )
 
 
-def _check(http: httpx.Client, base: str, answer: httpx.Response) -> bool | None:
-    signature = answer.headers.get(SIGNATURE)
+def _check(base: str, answer: HttpAnswer) -> bool | None:
+    signature = {k.lower(): v for k, v in answer.headers.items()}.get(SIGNATURE.lower())
     if not signature:
         return False
     try:
-        found = http.get(f"{base}/discovery")
-        pem = http.get(found.json()["processor_certificate"]).content
+        found = http("GET", f"{base}/discovery")
+        pem = http("GET", found.json()["processor_certificate"]).content
         return verify_signature(pem, answer.content, signature)
-    except (httpx.HTTPError, KeyError, ValueError, TypeError):
+    except (HttpFailed, KeyError, ValueError, TypeError):
         return None
 
 

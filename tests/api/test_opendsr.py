@@ -170,7 +170,9 @@ class _Sink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length", 0))
-                sink.received.append((dict(self.headers), self.rfile.read(size)))
+                # Header names are case-insensitive: kept lower-cased.
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                sink.received.append((headers, self.rfile.read(size)))
                 self.send_response(204)
                 self.end_headers()
 
@@ -197,7 +199,7 @@ def test_a_signed_callback_is_posted_when_the_request_closes(api: Api, sink: _Si
     api.engine.requests.run_pending()
     assert service.deliver() == 1
     [(headers, raw)] = sink.received
-    assert verify_signature(_pem(api), raw, headers[SIG])
+    assert verify_signature(_pem(api), raw, headers[SIG.lower()])
     body = json.loads(raw)
     assert body["request_status"] == "completed"
     assert body["status_callback_url"] == sink.url
