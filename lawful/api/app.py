@@ -196,6 +196,11 @@ def create_app(
     _consents(route, engine)
     _requests(route, engine)
     _operations(route, engine, keys, metrics)
+    from lawful.api import banner, opendsr, sweeps  # they register through app.state
+
+    sweeps.add_sweeps(app, engine)
+    banner.add_banner(app, engine)
+    opendsr.add_opendsr(app, engine)
     return app
 
 

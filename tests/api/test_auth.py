@@ -10,6 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from lawful.api import Scope
+from tests.api import routes_extra as extra
 from tests.api.conftest import Api
 
 REF = "0" * 32
@@ -101,6 +102,10 @@ EXPECTED = {
         ("GET", "/metrics"),
     },
 }
+SAMPLES.update(extra.SAMPLES)
+PUBLIC |= extra.PUBLIC
+for _scope, _routes in extra.EXPECTED.items():
+    EXPECTED[_scope] |= _routes
 
 
 def _url(path: str) -> str:
