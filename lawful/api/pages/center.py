@@ -332,7 +332,11 @@ def center_app(site: Site) -> FastAPI:
         # Only what changed is recorded: resaving the same choices adds nothing to the ledger.
         items = [
             ChoiceInput(
-                subject, topic, key, Status.given if want else Status.withdrawn, method="form"
+                subject,
+                topic,
+                key,
+                Status.given if key in wanted else Status.withdrawn,
+                method="form",
             )
             for topic, rows, wanted in (
                 (Topic.channel, now["channels"], wanted_channels),
