@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from lawful.api.pages import security
 from tests.api.conftest import Api, code_for
@@ -94,7 +95,6 @@ def test_login_sets_a_strict_session_and_logout_ends_it(sqlite_api: Api) -> None
 
 def test_altered_expired_and_revoked_sessions_are_refused(sqlite_api: Api) -> None:
     site = sqlite_api.client.app.state.pages  # type: ignore[attr-defined]
-    key = sqlite_api.engine  # noqa: F841
     keys = sqlite_api.client.app.state.keys  # type: ignore[attr-defined]
     operator = next(k for k in keys.list() if k.scope.value == "operator")
     client = sqlite_api.client
@@ -111,7 +111,7 @@ def test_altered_expired_and_revoked_sessions_are_refused(sqlite_api: Api) -> No
     )
     assert client.get("/admin/", follow_redirects=False).status_code == 303
     # A revoked key's sessions end at once.
-    admin, token = keys.create("operator", name="soon revoked")
+    admin, _ = keys.create("operator", name="soon revoked")
     client.cookies.set(
         security.SESSION_COOKIE, security.session_value(site.signer, admin.ref), path="/admin"
     )
@@ -130,8 +130,6 @@ def test_queue_puts_overdue_first(api: Api) -> None:
         (third, now + timedelta(days=1)),
     ):
         with api.engine.store.engine.begin() as conn:
-            import sqlalchemy as sa
-
             conn.execute(
                 sa.text("UPDATE requests SET due_at = :d WHERE ref = :r"), {"d": due, "r": ref}
             )
@@ -231,8 +229,6 @@ def test_incidents_and_audit_status(api: Api) -> None:
     assert 'class="ok"' in audit and "intact" in audit
     # Tamper with one event: the console says where the chain breaks.
     with api.engine.store.engine.begin() as conn:
-        import sqlalchemy as sa
-
         seq = conn.scalar(sa.text("SELECT MAX(seq) FROM audit_events")) - 1
         conn.execute(
             sa.text("UPDATE audit_events SET kind = 'tampered' WHERE seq = :s"), {"s": seq}
