@@ -262,3 +262,12 @@ def test_download_link_serves_the_package(sqlite_api: Api) -> None:
     assert page.status_code == 200 and "Download my data" in page.text
     package = sqlite_api.client.get("/requests/download", params={"token": token})
     assert package.status_code == 200 and package.content[:2] == b"PK"
+
+
+def test_kind_parameters_reach_the_request(sqlite_api: Api) -> None:
+    """An objection to direct marketing, ticked on the form, is the request's parameter."""
+    email = customer_email(sqlite_api, 4)
+    ref = _submit(sqlite_api, email, kind="objection", marketing="yes")
+    assert sqlite_api.engine.requests.params(
+        sqlite_api.sql("SELECT * FROM requests WHERE ref = :r", r=ref)[0]
+    ) == {"marketing": True}
