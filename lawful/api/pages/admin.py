@@ -111,6 +111,9 @@ def admin_app(site: Site) -> FastAPI:
     async def logout(request: Request) -> Response:
         values = first(await read_form(request))
         site.check_csrf(request, values)
+        ref = security.session_key_ref(site.signer, request.cookies.get(security.SESSION_COOKIE))
+        if ref is not None:
+            audit.record("admin.logout", data={"key": ref})
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         response.delete_cookie(security.SESSION_COOKIE, path=PREFIX)
         return response

@@ -90,6 +90,8 @@ def test_login_sets_a_strict_session_and_logout_ends_it(sqlite_api: Api) -> None
     token = csrf(sqlite_api, "/admin/")
     out = sqlite_api.client.post("/admin/logout", data={"csrf": token}, follow_redirects=False)
     assert out.status_code == 303
+    kinds = [r.kind for r in sqlite_api.sql("SELECT kind FROM audit_events ORDER BY seq")]
+    assert kinds[-1] == "admin.logout"
     assert sqlite_api.client.get("/admin/", follow_redirects=False).status_code == 303
 
 
@@ -235,3 +237,10 @@ def test_incidents_and_audit_status(api: Api) -> None:
         )
     broken = api.client.get("/admin/audit").text
     assert "broken at event" in broken
+
+
+def test_an_admin_key_may_log_in_too(sqlite_api: Api) -> None:
+    sqlite_api.client.cookies.clear()
+    assert login(sqlite_api, "admin").status_code == 303
+    assert "admin test key (admin)" in sqlite_api.client.get("/admin/").text
+    sqlite_api.client.cookies.clear()
