@@ -8,8 +8,10 @@ limiter and API keys.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 
 from lawful.api.keys import ApiKeys
 from lawful.api.ratelimit import READ_LIMIT, WRITE_LIMIT, RateLimiter
@@ -44,8 +46,8 @@ def add_pages(app: FastAPI, engine: Engine) -> None:
         app.add_route(path, _redirect(path + "/"), include_in_schema=False)
 
 
-def _redirect(to: str):  # type: ignore[no-untyped-def]
-    async def go(request: object) -> RedirectResponse:
+def _redirect(to: str) -> Callable[[Request], Awaitable[Response]]:
+    async def go(request: Request) -> Response:
         return RedirectResponse(to, status_code=308)
 
     return go

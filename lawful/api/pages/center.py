@@ -16,10 +16,16 @@ from fastapi.staticfiles import StaticFiles
 from lawful.api.pages.web import HERE, PageError, Site, first, install_errors, read_form
 from lawful.consent import ConsentError, Status, Topic
 from lawful.consent.service import ChoiceInput
-from lawful.consent.unsubscribe import UnsubscribeScope, UnsubscribeTokenError, read_token
+from lawful.consent.unsubscribe import (
+    UnsubscribeRequest,
+    UnsubscribeScope,
+    UnsubscribeTokenError,
+    read_token,
+)
 from lawful.requests.service import RequestError, RequestView, UnknownRequest
 from lawful.requests.states import RequestState
 from lawful.subjects import Identity, IdentityError, registry
+from lawful.subjects.registry import Subject
 
 PREFIX = "/privacy"
 
@@ -240,7 +246,7 @@ def center_app(site: Site) -> FastAPI:
             return f"marketing by {scope.name}"
         return "all marketing"
 
-    def token_request(token: str) -> Any:
+    def token_request(token: str) -> UnsubscribeRequest:
         try:
             return read_token(
                 engine.consent._unsubscribe_key(),  # the key the consent service signs links with
@@ -284,7 +290,7 @@ def center_app(site: Site) -> FastAPI:
             {"token": token, "what": scope_words(wanted.scope), "done": True},
         )
 
-    def subject_of(token: str) -> Any:
+    def subject_of(token: str) -> Subject:
         wanted = token_request(token)
         with engine.store.engine.connect() as conn:
             found = registry.subject_by_ref(conn, engine.consent.context, wanted.subject_ref)
@@ -292,7 +298,7 @@ def center_app(site: Site) -> FastAPI:
             raise PageError(400, "This link is not valid", INVALID_LINK)
         return found
 
-    def preferences(subject: Any) -> dict[str, list[tuple[str, str, bool]]]:
+    def preferences(subject: Subject) -> dict[str, list[tuple[str, str, bool]]]:
         state = engine.consent.state(subject)
 
         def on(topic: str, key: str) -> bool:
@@ -308,7 +314,7 @@ def center_app(site: Site) -> FastAPI:
             "lists": [(n, lists[n].name or n, on("list", n)) for n in sorted(lists)],
         }
 
-    def preferences_page(request: Request, token: str, subject: Any, saved: bool) -> Response:
+    def preferences_page(request: Request, token: str, subject: Subject, saved: bool) -> Response:
         return site.render(
             request,
             "center/preferences.html",
