@@ -24,6 +24,7 @@ from lawful.api import models as m
 from lawful.api.errors import ApiError, install
 from lawful.api.keys import ApiKey, ApiKeys, Scope
 from lawful.api.metrics import CONTENT_TYPE, Metrics
+from lawful.api.pages import add_pages
 from lawful.api.ratelimit import READ_LIMIT, WRITE_LIMIT, Limit, RateLimiter
 from lawful.audit import AuditLog
 from lawful.audit.tables import audit_events
@@ -201,6 +202,7 @@ def create_app(
     sweeps.add_sweeps(app, engine)
     banner.add_banner(app, engine)
     opendsr.add_opendsr(app, engine)
+    add_pages(app, engine)
     return app
 
 
