@@ -109,12 +109,25 @@ def demo(
     ] = None,
     customers: Annotated[int, typer.Option(help="The sample shop's size")] = 1_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Then serve the privacy center, the admin console and the API"
+        ),
+    ] = False,
+    folder: Annotated[
+        Path | None,
+        typer.Option(help="Keep the shop and the store here (default: a temporary folder)"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="With --serve: the address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="With --serve: the port")] = 8000,
 ) -> None:
     """Run lawful on the sample shop: consent, an access and an erasure request, a
-    retention sweep, the audit chain verified; told as it goes."""
+    retention sweep, the audit chain verified; told as it goes. With --serve, then
+    serve it all on 127.0.0.1 and print the addresses."""
     import dataclasses
 
-    from lawful.demo import DEFAULT_POLICY, DemoError, run_demo
+    from lawful.demo import DEFAULT_POLICY, DemoError, run_demo, serve_demo
 
     path = policy or DEFAULT_POLICY
     if not path.exists():
@@ -122,9 +135,18 @@ def demo(
     if customers < 10:
         _usage(f"--customers {customers}: the demo needs at least 10 customers")
     _load_or_exit(path)  # a bad policy is reported as `lawful check` reports it
+    if serve and folder is None:
+        folder = Path("lawful-demo")
+    if folder is not None:
+        if folder.exists() and any(folder.iterdir()):
+            _usage(f"{folder} is not empty: give an empty or new --folder for the demo")
+        folder.mkdir(parents=True, exist_ok=True)
     try:
         result = run_demo(
-            path, customers=customers, say=(lambda _: None) if as_json else typer.echo
+            path,
+            customers=customers,
+            folder=folder,
+            say=(lambda _: None) if as_json else typer.echo,
         )
     except DemoError as exc:
         _refuse(str(exc))
@@ -132,6 +154,8 @@ def demo(
         _print_json(dataclasses.asdict(result))
     if not result.audit_ok:
         raise typer.Exit(1)
+    if serve and folder is not None:
+        serve_demo(folder, path, host=host, port=port, say=typer.echo)
 
 
 @app.command()

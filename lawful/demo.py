@@ -75,6 +75,7 @@ def run_demo(
         f"({time.perf_counter() - started:.1f} s), under the policy of {result.policy}"
     )
     keyring = Keyring.generate()
+    keyring.save(folder / "lawful.keys", overwrite=True)  # `--serve` opens the store again
     try:  # the shop's annotation checked against this policy: what it does not declare
         Datasets.load([SHOP / "dataset.yaml"], policy=loaded.policy, keyring=keyring).close()
     except DatasetError as exc:
@@ -221,3 +222,50 @@ def _sweep(engine: Engine, result: DemoResult, say: Callable[[str], None]) -> No
             f"  {rule.rule} (keep {rule.keep}): "
             + (f"{rows} rows {done}" if rows else "none expired")
         )
+
+
+def serve_demo(
+    folder: Path,
+    policy: Path = DEFAULT_POLICY,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Serve what `run_demo` left in `folder`: the privacy center, the admin console and
+    the API, with a worker running requests; messages to people go to folder/mail."""
+    import uvicorn
+
+    from lawful.api.app import create_app
+    from lawful.api.cli import Worker
+    from lawful.api.keys import ApiKeys
+    from lawful.requests.messages import FileSender
+
+    keyring = Keyring.from_json((folder / "lawful.keys").read_text())
+    datasets = Datasets.load([SHOP / "dataset.yaml"], keyring=keyring)
+    mail = folder / "mail"
+    engine = Engine.open(
+        load_policy(policy),
+        f"sqlite:///{folder / 'lawful.db'}",
+        keyring=keyring,
+        datasets=datasets,
+        sender=FileSender(mail),
+    )
+    try:
+        keys = ApiKeys(engine.store, engine.policy.key, engine.policy.controller.name)
+        _, token = keys.create("operator", name="demo")
+        app = create_app(engine)
+        worker = Worker(engine, 2.0)
+        worker.start()
+        base = f"http://{host}:{port}"
+        say(f"\nServing {engine.policy.controller.name} (Ctrl-C to stop):")
+        say(f"  privacy center   {base}/privacy/   (try customer-5@example.com)")
+        say(f"  admin console    {base}/admin/     operator key: {token}")
+        say(f"  API              {base}/docs")
+        say(f"  messages sent to people are written to {mail}")
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        finally:
+            worker.stop()
+    finally:
+        engine.close()

@@ -64,3 +64,44 @@ def test_the_command(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "at least 10" in bad.stderr
     missing = runner.invoke(app, ["demo", "--policy", str(tmp_path / "none.yaml")])
     assert missing.exit_code == 2 and "no such policy file" in missing.stderr
+
+
+def test_the_demo_then_serves_the_privacy_center(tmp_path: Path) -> None:
+    """`lawful demo --serve`: the demo, then the privacy center, the admin console and the
+    API on 127.0.0.1, with the addresses printed."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path / "demo"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lawful.cli", "demo", "--serve", "--customers", "30",
+         "--folder", str(folder), "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        center = httpx.get(f"{base}/privacy/", timeout=5)
+        assert center.status_code == 200 and "Seestar Store" in center.text
+        admin = httpx.get(f"{base}/admin/", timeout=5, follow_redirects=False)
+        assert admin.status_code in (302, 303, 307) and "/admin/login" in admin.headers["location"]
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert f"{base}/privacy/" in out and "operator key:" in out
+    assert (folder / "lawful.db").exists() and (folder / "mail").is_dir()
