@@ -111,7 +111,10 @@ class Engine:
     def datasets(self) -> Datasets | None:
         """The company's databases, as annotated (None when no annotation was given)."""
         if self._datasets is not None and not isinstance(self._datasets, Datasets):
-            self._datasets = Datasets.load(self._datasets, policy=self.policy, keyring=self.keyring)
+            files = list(self._datasets)
+            self._datasets = (
+                Datasets.load(files, policy=self.policy, keyring=self.keyring) if files else None
+            )
         return self._datasets
 
     @property
@@ -136,6 +139,9 @@ class Engine:
     def incidents(self) -> Incidents:
         """The breach register: affected subjects, deadlines, notices (lawful.incidents)."""
         if self._incidents is None:
+            # Opened now, not from inside the register's transaction that asks it for
+            # subjects: opening consent writes (a keyring check), and SQLite has one writer.
+            self.disclosures  # noqa: B018
             self._incidents = Incidents(
                 self.store,
                 self.policy,

@@ -30,6 +30,15 @@ KeyringOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+DEFAULT_DATASETS = "datasets/*.yaml"
+DatasetOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help=f"A dataset annotation file; repeatable (default: {DEFAULT_DATASETS})",
+    ),
+]
 
 
 # --- how every command ends ----------------------------------------------------------------
@@ -49,3 +58,14 @@ def refuse(message: str) -> NoReturn:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def dataset_files(options: list[Path] | None) -> list[Path]:
+    """The `--dataset` files, else datasets/*.yaml in the current folder (maybe none);
+    a named file that does not exist exits 2."""
+    if options is None:
+        return sorted(Path().glob(DEFAULT_DATASETS))
+    for path in options:
+        if not path.exists():
+            usage(f"{path}: no such file (draft an annotation with `lawful scan DB_URL -o {path}`)")
+    return list(options)

@@ -17,7 +17,14 @@ import typer
 
 from lawful.api.keys import ApiKeyError, ApiKeys, Scope
 from lawful.engine import Engine, policy_path, store_url
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import (
+    DatasetOption,
+    JsonOption,
+    KeyringOption,
+    PolicyOption,
+    StoreOption,
+    dataset_files,
+)
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -25,13 +32,6 @@ from lawful.store import StoreError, open_store
 
 keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
 log = logging.getLogger("lawful.api")
-
-DatasetOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
-    ),
-]
 
 
 def _keys(policy: Path | None, store: str | None) -> ApiKeys:
@@ -182,10 +182,7 @@ def serve(
     from lawful.subjects import KeyringError
 
     loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = list(dataset or sorted(Path().glob("datasets/*.yaml")))
-    for path in files:
-        if not path.exists():
-            _usage(f"{path}: no such dataset file")
+    files = dataset_files(dataset)
     try:
         sender = sender_from_env()
     except ValueError as exc:

@@ -9,14 +9,20 @@ on discovery; messages go to the sender the environment configures, as for
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lawful.children.report import ChildrenReport
 from lawful.children.service import Children, ChildrenError, RaisedErasure
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import (
+    DatasetOption,
+    JsonOption,
+    KeyringOption,
+    PolicyOption,
+    StoreOption,
+    dataset_files,
+)
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -26,13 +32,6 @@ from lawful.subjects import KeyringError, KeyringMissing
 children_app = typer.Typer(
     help="Children: subjects under the age the policy or the law sets.", no_args_is_help=True
 )
-
-DatasetOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
-    ),
-]
 
 
 def _echo(report: ChildrenReport, raised: list[RaisedErasure] | None) -> None:
@@ -87,12 +86,9 @@ def report(
         except ValueError:
             _usage(f"--today {today!r}: write the day as YYYY-MM-DD")
     loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = list(dataset if dataset is not None else sorted(Path().glob("datasets/*.yaml")))
+    files = dataset_files(dataset)
     if not files:
         _usage("no dataset annotation: pass --dataset FILE (or keep them in datasets/*.yaml)")
-    for path in files:
-        if not path.exists():
-            _usage(f"{path}: no such dataset file")
     try:
         sender = sender_from_env()
     except ValueError as exc:

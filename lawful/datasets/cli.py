@@ -23,7 +23,14 @@ from lawful.datasets.erase import DatasetErasure, ErasureFailed, outcomes_lines
 from lawful.datasets.load import DatasetError
 from lawful.datasets.masks import MaskKeyMissing
 from lawful.datasets.service import Datasets
-from lawful.options import JsonOption, KeyringOption, PolicyOption
+from lawful.options import (
+    DEFAULT_DATASETS,
+    DatasetOption,
+    JsonOption,
+    KeyringOption,
+    PolicyOption,
+    dataset_files,
+)
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -35,16 +42,6 @@ data_app = typer.Typer(
     help="A subject's rows in the annotated databases: find, erase, rectify.", no_args_is_help=True
 )
 
-DEFAULT_DATASETS = "datasets/*.yaml"
-
-DatasetOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--dataset",
-        "-d",
-        help=f"A dataset annotation file; repeatable (default: {DEFAULT_DATASETS})",
-    ),
-]
 EmailOption = Annotated[
     list[str] | None, typer.Option("--email", help="The subject's email address")
 ]
@@ -73,12 +70,7 @@ def _policy(option: Path | None) -> Policy | None:
 
 
 def _dataset_files(options: list[Path] | None) -> list[Path]:
-    if options:
-        for path in options:
-            if not path.exists():
-                _usage(f"{path}: no such file (draft one with `lawful scan DB_URL -o {path}`)")
-        return list(options)
-    found = sorted(Path().glob(DEFAULT_DATASETS))
+    found = dataset_files(options)
     if not found:
         _usage(
             f"no dataset files: pass --dataset FILE, or put them in {DEFAULT_DATASETS} "

@@ -16,7 +16,14 @@ import typer
 
 from lawful.incidents.affected import IncidentError
 from lawful.incidents.service import EVENT_KINDS, Incident, Incidents, parse_when
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import (
+    DatasetOption,
+    JsonOption,
+    KeyringOption,
+    PolicyOption,
+    StoreOption,
+    dataset_files,
+)
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -28,12 +35,6 @@ incident_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DatasetOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
-    ),
-]
 IdArg = Annotated[str, typer.Argument(help="The incident's number (from list) or ref")]
 
 
@@ -42,28 +43,20 @@ def _incidents(
     policy: Path | None, store: str | None, keyring: Path | None, datasets: list[Path] | None
 ) -> Iterator[Incidents]:
     from lawful.cli import _existing, _load_or_exit
-    from lawful.datasets import DatasetError, Datasets
+    from lawful.datasets import DatasetError
     from lawful.datasets.connect import ConnectError
     from lawful.engine import Engine, policy_path, store_url
 
     loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = list(datasets if datasets is not None else sorted(Path().glob("datasets/*.yaml")))
-    for path in files:
-        if not path.exists():
-            _usage(f"{path}: no such dataset file")
+    files = dataset_files(datasets)
     try:
-        engine = Engine.open(loaded, store_url(store), keyring=keyring)
+        engine = Engine.open(loaded, store_url(store), keyring=keyring, datasets=files)
     except StoreError as exc:
         _refuse(str(exc))
     try:
-        data = Datasets.load(files, policy=engine.policy, keyring=engine.keyring) if files else None
-        try:
-            yield Incidents(
-                engine.store, engine.policy, engine.keyring, data, version=engine.policy_version
-            )
-        finally:
-            if data is not None:
-                data.close()
+        # The engine's register: its datasets, and the disclosure log for a breach at a
+        # recipient (--system), as the API's incidents have.
+        yield engine.incidents
     except (IncidentError, KeyringMissing) as exc:
         _usage(str(exc))
     except (KeyringError, StoreError, ConnectError) as exc:

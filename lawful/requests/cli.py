@@ -18,7 +18,14 @@ from typing import Annotated, Any
 import typer
 
 from lawful.engine import Engine, policy_path, store_url
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import (
+    DatasetOption,
+    JsonOption,
+    KeyringOption,
+    PolicyOption,
+    StoreOption,
+    dataset_files,
+)
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -32,12 +39,6 @@ request_app = typer.Typer(
     help="Data-subject requests: submit, verify, run, follow.", no_args_is_help=True
 )
 
-DatasetOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
-    ),
-]
 RefArg = Annotated[str, typer.Argument(help="The request's reference (from submit or list)")]
 
 
@@ -51,10 +52,7 @@ def _engine(
     from lawful.requests.messages import sender_from_env
 
     loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = list(datasets or sorted(Path().glob("datasets/*.yaml")))
-    for path in files:
-        if not path.exists():
-            _usage(f"{path}: no such dataset file")
+    files = dataset_files(datasets)
     try:
         sender = sender_from_env()
     except ValueError as exc:

@@ -16,7 +16,14 @@ from typing import Annotated
 import typer
 
 from lawful.engine import Engine, policy_path, store_url
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import (
+    DatasetOption,
+    JsonOption,
+    KeyringOption,
+    PolicyOption,
+    StoreOption,
+    dataset_files,
+)
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -28,12 +35,6 @@ from lawful.subjects import Identity, IdentityError, KeyringError, KeyringMissin
 
 hold_app = typer.Typer(help="Legal holds: what retention sweeps leave alone.", no_args_is_help=True)
 
-DatasetOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--dataset", help="A dataset annotation file; repeatable (default: datasets/*.yaml)"
-    ),
-]
 ByOption = Annotated[
     str | None, typer.Option("--by", help="Who does it: an operator id (default: $USER)")
 ]
@@ -57,10 +58,7 @@ def _retention(
     from lawful.datasets.service import ConnectError
 
     loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = list(datasets or sorted(Path().glob("datasets/*.yaml")))
-    for path in files:
-        if not path.exists():
-            _usage(f"{path}: no such dataset file")
+    files = dataset_files(datasets)
     if batch < 1:
         _usage(f"--batch must be 1 or more, not {batch}")
     try:
