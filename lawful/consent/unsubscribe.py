@@ -39,16 +39,13 @@ DKIM must cover both headers (RFC 8058 §4)
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from lawful.policy.vocabulary import Channel, describe, unknown
+from lawful.subjects import tokens
 
 __all__ = [
     "FUTURE_SKEW",
@@ -70,9 +67,7 @@ MAX_TOKEN_CHARS = 2048  # a real token is a few hundred characters; refuse anyth
 
 _LIST_NAME = re.compile(r"[a-z][a-z0-9_-]{0,79}")  # the policy language's `Name`
 _SUBJECT_REF = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
-_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_SIGNATURE_CHARS = 43  # base64url of 32 bytes, unpadded
 _FIELDS = {"c": "controller", "s": "subject ref", "u": "scope", "t": "issue time"}
 
 
@@ -203,8 +198,7 @@ def make_token(
         "t": int(when.timestamp()),
         "v": TOKEN_VERSION,
     }
-    body = _b64encode(json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode())
-    return f"{body}.{_sign(key, body)}"
+    return tokens.sign(key, payload)
 
 
 def read_token(
@@ -224,31 +218,15 @@ def read_token(
     def malformed(why: str) -> UnsubscribeTokenError:
         return UnsubscribeTokenError("malformed", f"the unsubscribe token is malformed: {why}")
 
-    if not isinstance(token, str):
-        raise malformed(f"expected text, got {type(token).__name__}")
-    if len(token) > MAX_TOKEN_CHARS:
-        raise malformed(f"it is longer than {MAX_TOKEN_CHARS} characters")
-    parts = token.split(".")
-    if len(parts) != 2 or not all(parts):
-        raise malformed("it is not two parts joined by '.'")
-    body, signature = parts
-    if not _is_b64(body):
-        raise malformed("its payload is not base64url")
-    if not _is_b64(signature) or len(signature) != _SIGNATURE_CHARS:
-        raise malformed("its signature is not a base64url HMAC-SHA256")
-
-    # Authenticate before looking inside: nothing unsigned is ever parsed as JSON.
-    if not hmac.compare_digest(signature.encode("ascii"), _sign(key, body).encode("ascii")):
-        raise UnsubscribeTokenError(
+    payload = tokens.open_signed(
+        key,
+        token,
+        max_chars=MAX_TOKEN_CHARS,
+        malformed=malformed,
+        forged=lambda: UnsubscribeTokenError(
             "signature", "the unsubscribe token was altered or signed with another key"
-        )
-
-    try:
-        payload = json.loads(_b64decode(body))
-    except ValueError:
-        raise malformed("its payload is not JSON") from None
-    if not isinstance(payload, dict):
-        raise malformed("its payload is not a JSON object")
+        ),
+    )
     if "v" not in payload:
         raise malformed("its payload has no version ('v')")
     version = payload["v"]
@@ -363,22 +341,6 @@ def _check_key(key: object) -> None:
         raise ValueError(
             f"the unsubscribe key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}"
         )
-
-
-def _sign(key: bytes, body: str) -> str:
-    return _b64encode(hmac.new(bytes(key), body.encode("ascii"), hashlib.sha256).digest())
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _is_b64(text: str) -> bool:
-    return bool(_B64URL.fullmatch(text)) and len(text) % 4 != 1
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _utc(value: object, name: str) -> datetime:

@@ -18,10 +18,8 @@ request's ref and the expiry, signed with HMAC-SHA256 under `keyring.derive("pac
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
-import hmac
 import io
 import json
 import re
@@ -40,6 +38,7 @@ from sqlalchemy.engine import Connection
 
 from lawful.datasets.access import DatasetAccess, plain
 from lawful.requests.tables import request_packages, requests
+from lawful.subjects import tokens
 from lawful.subjects.keyring import Keyring, KeyringError
 
 __all__ = [
@@ -71,8 +70,6 @@ MAX_PACKAGE_BYTES = 2**31 - 1  # request_packages.size is a 32-bit integer
 # Names that become paths in the zip: no separators, no leading dot, nothing to escape.
 _PATH_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 _REF = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_B64URL = re.compile(r"[A-Za-z0-9_-]+")
-_SIGNATURE_CHARS = 43  # base64url of 32 bytes, unpadded
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
@@ -538,8 +535,7 @@ def link_token(keyring: Keyring, request_ref: str, expires_at: datetime) -> str:
     _check_ref(request_ref)
     expires = _utc(expires_at, "expires_at")
     payload = {"v": LINK_VERSION, "r": request_ref, "e": int(expires.timestamp())}
-    body = _b64encode(json.dumps(payload, separators=(",", ":")).encode("ascii"))
-    return f"{body}.{_sign(keyring, body)}"
+    return tokens.sign(keyring.derive(LINK_KEY_PURPOSE), payload)
 
 
 def check_link(keyring: Keyring, token: str, now: datetime) -> str:
@@ -549,26 +545,17 @@ def check_link(keyring: Keyring, token: str, now: datetime) -> str:
     def malformed(why: str) -> LinkRejected:
         return LinkRejected("malformed", f"the download link is malformed: {why}")
 
-    if not isinstance(token, str):
-        raise malformed(f"expected text, got {type(token).__name__}")
-    if len(token) > MAX_TOKEN_CHARS:
-        raise malformed(f"it is longer than {MAX_TOKEN_CHARS} characters")
-    parts = token.split(".")
-    if len(parts) != 2 or not all(parts):
-        raise malformed("it is not two parts joined by '.'; check it was copied whole")
-    body, signature = parts
-    if not _B64URL.fullmatch(body) or len(body) % 4 == 1:
-        raise malformed("its payload is not base64url")
-    if not _B64URL.fullmatch(signature) or len(signature) != _SIGNATURE_CHARS:
-        raise malformed("its signature is not a base64url HMAC-SHA256; check it was copied whole")
-    # Authenticate before looking inside: nothing unsigned is parsed.
-    if not hmac.compare_digest(signature.encode("ascii"), _sign(keyring, body).encode("ascii")):
-        raise LinkRejected("signature", "the download link was altered or signed with another key")
-    try:
-        payload = json.loads(_b64decode(body))
-    except ValueError:
-        raise malformed("its payload is not JSON") from None
-    if not isinstance(payload, dict) or payload.get("v") != LINK_VERSION:
+    payload = tokens.open_signed(
+        keyring.derive(LINK_KEY_PURPOSE),
+        token,
+        max_chars=MAX_TOKEN_CHARS,
+        malformed=malformed,
+        forged=lambda: LinkRejected(
+            "signature", "the download link was altered or signed with another key"
+        ),
+        hint="; check it was copied whole",
+    )
+    if payload.get("v") != LINK_VERSION:
         raise malformed(f"unknown version (this lawful reads version {LINK_VERSION})")
     ref, stamp = payload.get("r"), payload.get("e")
     if not isinstance(ref, str) or not _REF.fullmatch(ref):
@@ -586,19 +573,6 @@ def check_link(keyring: Keyring, token: str, now: datetime) -> str:
             "to receive your data again",
         )
     return ref
-
-
-def _sign(keyring: Keyring, body: str) -> str:
-    key = keyring.derive(LINK_KEY_PURPOSE)
-    return _b64encode(hmac.digest(key, body.encode("ascii"), "sha256"))
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 # --- helpers ------------------------------------------------------------------------------

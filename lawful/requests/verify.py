@@ -42,10 +42,8 @@ Nothing here writes a code, an identity or a token into a log or an error messag
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import time
@@ -60,6 +58,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lawful.requests.tables import requests, verification_codes
+from lawful.subjects import tokens
 from lawful.subjects.identity import Identity, IdentityError, IdentityKind
 from lawful.subjects.keyring import Keyring
 
@@ -278,8 +277,6 @@ ASSERTION_VERSION = 1
 MAX_ASSERTION_TTL = timedelta(hours=1)
 FUTURE_SKEW = timedelta(minutes=5)  # how far ahead of `now` an issue time may be
 MAX_ASSERTION_CHARS = 4096
-_B64URL = re.compile(r"[A-Za-z0-9_-]+")
-_SIGNATURE_CHARS = 43  # base64url of 32 bytes, unpadded
 _TYPE = "lawful-request-assertion"
 _FIELDS = {
     "c": "controller",
@@ -334,8 +331,7 @@ def sign_assertion(
         "t": issued,
         "e": issued + int(ttl.total_seconds()),
     }
-    body = _b64encode(json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode())
-    return f"{body}.{_sign(keyring, body)}"
+    return tokens.sign(keyring.derive(_ASSERTION_KEY_PURPOSE), payload)
 
 
 def read_assertion(keyring: Keyring, token: str, *, controller: str, now: datetime) -> Identity:
@@ -348,29 +344,15 @@ def read_assertion(keyring: Keyring, token: str, *, controller: str, now: dateti
     def malformed(why: str) -> AssertionRejected:
         return AssertionRejected("malformed", f"the sign-in assertion is malformed: {why}")
 
-    if not isinstance(token, str):
-        raise malformed(f"expected text, got {type(token).__name__}")
-    if len(token) > MAX_ASSERTION_CHARS:
-        raise malformed(f"it is longer than {MAX_ASSERTION_CHARS} characters")
-    parts = token.split(".")
-    if len(parts) != 2 or not all(parts):
-        raise malformed("it is not two parts joined by '.'")
-    body, signature = parts
-    if not _is_b64(body):
-        raise malformed("its payload is not base64url")
-    if not _is_b64(signature) or len(signature) != _SIGNATURE_CHARS:
-        raise malformed("its signature is not a base64url HMAC-SHA256")
-    # Authenticate before looking inside: nothing unsigned is ever parsed.
-    if not hmac.compare_digest(signature.encode("ascii"), _sign(keyring, body).encode("ascii")):
-        raise AssertionRejected(
+    payload = tokens.open_signed(
+        keyring.derive(_ASSERTION_KEY_PURPOSE),
+        token,
+        max_chars=MAX_ASSERTION_CHARS,
+        malformed=malformed,
+        forged=lambda: AssertionRejected(
             "signature", "the sign-in assertion was altered or signed with another key"
-        )
-    try:
-        payload = json.loads(_b64decode(body))
-    except ValueError:
-        raise malformed("its payload is not JSON") from None
-    if not isinstance(payload, dict):
-        raise malformed("its payload is not a JSON object")
+        ),
+    )
     if payload.get("v") != ASSERTION_VERSION or type(payload.get("v")) is not int:
         raise malformed(f"unknown version (this lawful reads version {ASSERTION_VERSION})")
     if payload.get("typ") != _TYPE:
@@ -411,23 +393,6 @@ def read_assertion(keyring: Keyring, token: str, *, controller: str, now: dateti
     if expires - issued > MAX_ASSERTION_TTL.total_seconds():
         raise malformed(f"it is valid for longer than {_span(MAX_ASSERTION_TTL)}")
     return identity
-
-
-def _sign(keyring: Keyring, body: str) -> str:
-    key = keyring.derive(_ASSERTION_KEY_PURPOSE)
-    return _b64encode(hmac.digest(key, body.encode("ascii"), "sha256"))
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _is_b64(text: str) -> bool:
-    return bool(_B64URL.fullmatch(text)) and len(text) % 4 != 1
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _at(stamp: int) -> datetime:

@@ -321,10 +321,13 @@ def test_a_malformed_assertion_is_rejected(keyring: Keyring, token: str, why: st
 
 def test_a_signed_payload_that_is_not_an_assertion_is_malformed(keyring: Keyring) -> None:
     from lawful.requests import verify
+    from lawful.subjects import tokens
+
+    key = keyring.derive(verify._ASSERTION_KEY_PURPOSE)
 
     def signed(payload: object) -> str:
         body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
-        return f"{body}.{verify._sign(keyring, body)}"
+        return f"{body}.{tokens.signature(key, body)}"
 
     good = {"v": 1, "typ": "lawful-request-assertion", "c": "shop", "k": "email"}
     good |= {"i": "ada@example.com", "t": int(T0.timestamp()), "e": int(T0.timestamp()) + 600}
