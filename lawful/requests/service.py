@@ -292,13 +292,18 @@ class Requests:
                 )
                 return Intake(ref, S.denied.value, STATUS_TEXT[S.denied], deadline.due_at, None)
             if trusted_by is not None:
-                state = self._verified(
-                    conn, request_id, ref, request_kind, S.received, now, by=trusted_by
+                state, moved = self._verified(
+                    conn,
+                    request_id,
+                    ref,
+                    request_kind,
+                    S.received,
+                    now,
+                    by=trusted_by,
+                    subject=identity_hash,
+                    why=trusted_by,
                 )
-                events.append(self._event(ref, identity_hash, S.received, S.verified, trusted_by))
-                if state is not S.verified:
-                    events.append(self._event(ref, identity_hash, S.verified, state))
-                append(conn, self.controller_id, self.key, events)
+                append(conn, self.controller_id, self.key, events + moved)
                 self._tell(
                     conn,
                     request_id,
@@ -379,12 +384,17 @@ class Requests:
                     ],
                 )
                 return check
-            new = self._verified(
-                conn, row.id, ref, RequestKind(row.kind), state, now, by="email_code"
+            _, events = self._verified(
+                conn,
+                row.id,
+                ref,
+                RequestKind(row.kind),
+                state,
+                now,
+                by="email_code",
+                subject=row.identity_hash,
+                why="code",
             )
-            events = [self._event(ref, row.identity_hash, state, S.verified, "code")]
-            if new is not S.verified:
-                events.append(self._event(ref, row.identity_hash, S.verified, new))
             append(conn, self.controller_id, self.key, events)
             self._tell(
                 conn,
@@ -429,13 +439,17 @@ class Requests:
                 raise RequestError(
                     f"request {ref} is {state.value}, not awaiting verification: nothing to verify"
                 )
-            new = self._verified(conn, row.id, ref, RequestKind(row.kind), state, now)
-            conn.execute(
-                sa.update(requests).where(requests.c.id == row.id).values(verified_by=method)
+            _, events = self._verified(
+                conn,
+                row.id,
+                ref,
+                RequestKind(row.kind),
+                state,
+                now,
+                by=method,
+                subject=row.identity_hash,
+                why=f"{method} by {by}",
             )
-            events = [self._event(ref, row.identity_hash, state, S.verified, f"{method} by {by}")]
-            if new is not S.verified:
-                events.append(self._event(ref, row.identity_hash, S.verified, new))
             append(conn, self.controller_id, self.key, events)
             self._tell(
                 conn,
@@ -810,11 +824,14 @@ class Requests:
         current: RequestState,
         now: datetime,
         *,
-        by: str | None = None,
-    ) -> RequestState:
-        """Mark verified (by method `by`), then await approval or queue the job; the state
-        it ends in. One UPDATE: the row passes through verified (verified_at set) to it."""
-        values = {"verified_by": by} if by is not None else None
+        by: str,
+        subject: str | None,
+        why: str,
+    ) -> tuple[RequestState, list[NewEvent]]:
+        """Mark verified (by method `by`), then await approval or queue the job: the state
+        it ends in, and the two moves' audit events (`why` explains the verification).
+        One UPDATE: the row passes through verified (verified_at set) to that state."""
+        values = {"verified_by": by}
         if kind in self.policy.requests.approval and kind not in READ_ONLY:
             new = S.awaiting_approval
         else:
@@ -824,7 +841,11 @@ class Requests:
             job_queue.enqueue(
                 conn, request_id=request_id, controller_id=self.controller_id, now=now
             )
-        return new
+        events = [
+            self._event(ref, subject, current, S.verified, why),
+            self._event(ref, subject, S.verified, new),
+        ]
+        return new, events
 
     def _event(
         self,
