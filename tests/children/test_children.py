@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from lawful.children import Children, children_report, cutoff
 from lawful.engine import Engine
 from lawful.policy import load_policy
-from tests.children.conftest import SHOP_POLICY
+from tests.shop_store import SHOP_POLICY
 
 TODAY = date(2026, 6, 1)
 CHILDREN = {  # email -> birth date; 16 is the shop's minimum age (and Germany's)
@@ -154,7 +154,7 @@ def test_the_command_reports_and_raises_erasures(
     from typer.testing import CliRunner
 
     from lawful.cli import app
-    from tests.children.conftest import SHOP_DATASET
+    from tests.shop_store import SHOP_DATASET
 
     add_customers(shop_url)
     keys = keyring.save(tmp_path / "lawful.keys")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from examples.shop.generate import generate
 from lawful.incidents.cli import incident_app
 from lawful.subjects import Keyring
-from tests.incidents.conftest import SHOP_DATASET, SHOP_POLICY
+from tests.shop_store import SHOP_DATASET, SHOP_POLICY
 
 runner = CliRunner()
 
