@@ -739,3 +739,63 @@ def test_intake_takes_the_same_time_known_or_not(engine: Engine, shop_url: str) 
     started = time.monotonic()
     requests.submit("access", f"email:{email}", assertion=token)
     assert time.monotonic() - started < 1.0
+
+
+def test_uk_clock_stops_while_awaiting_clarification(urls: tuple[str, str], shop_url: str) -> None:
+    """Under UK law the deadline moves by the days lawful waited for the person's answer;
+    under the GDPR in the EU it does not."""
+    sender = MemorySender()
+    engine, _ = seed_engine("selro", urls[0], sender)
+    with engine:
+        _, email = a_customer(shop_url)
+        clock = {"now": datetime.now(UTC)}
+
+        def later() -> datetime:
+            return clock["now"]
+
+        requests = Requests(
+            engine.store, engine.policy, engine.policy_version, engine.keyring, engine.consent,
+            engine.datasets, sender=sender, clock=later, intake_floor=0.0,
+        )  # fmt: skip
+        uk = requests.submit("access", f"email:{email}", jurisdiction="uk")
+        eu = requests.submit("access", f"email:{email}", jurisdiction="eu")
+        for ref in (uk.ref, eu.ref):
+            view = requests.ask_clarification(ref, "Which of your two accounts do you mean?")
+            assert view.state == "awaiting_clarification"
+        assert "two accounts" in sender.last(to=email, template="awaiting_clarification").body
+        clock["now"] += timedelta(days=5)
+        moved = requests.clarified(uk.ref)
+        kept = requests.clarified(eu.ref)
+        assert moved.state == kept.state == "awaiting_verification"
+        assert moved.due_at - uk.due_at == timedelta(days=5)
+        assert kept.due_at == eu.due_at
+        events = [
+            e.kind for e in AuditLog(engine.store, engine.policy.key).events()
+            if (e.data or {}).get("ref") == uk.ref
+        ]  # fmt: skip
+        assert events[-2:] == ["request.awaiting_clarification", "request.awaiting_verification"]
+
+
+def test_a_parent_asks_for_a_child(engine: Engine, sender: MemorySender, shop_url: str) -> None:
+    """A request made by a parent carries who acted and what they showed (hashed, never
+    the parent's raw identity), in the request and its audit event."""
+    from lawful.requests.tables import requests as table
+    from lawful.requests.verify import OnBehalf
+    from lawful.subjects import Identity
+
+    _, email = a_customer(shop_url)
+    parent = Identity.parse("email:parent-of-child@example.org")
+    proof = OnBehalf("parent", parent, "birth certificate", OnBehalf.document_hash(b"scan"))
+    ref = submit_and_verify(engine.requests, sender, "access", email, on_behalf=proof)
+    engine.requests.run_pending()
+    assert engine.requests.show(ref).state == "completed"
+    with engine.store.engine.connect() as conn:
+        stored = conn.execute(sa.select(table.c.on_behalf).where(table.c.ref == ref)).scalar_one()
+    assert stored["role"] == "parent" and stored["proof"] == "birth certificate"
+    assert stored["actor_hash"] == engine.keyring.hash(parent)
+    assert "parent-of-child" not in json.dumps(stored)
+    received = next(
+        e for e in AuditLog(engine.store, engine.policy.key).events()
+        if e.kind == "request.received" and e.data["ref"] == ref
+    )  # fmt: skip
+    assert received.data["on_behalf"] == "parent"
