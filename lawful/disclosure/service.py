@@ -423,9 +423,11 @@ class Disclosures:
         now = datetime.now(UTC)
 
         def work(conn: Connection) -> list[RecipientNotice]:
-            lock_head(conn, self.controller_id)
             who = self._who(conn, subject)
-            owed = self._to_notify(conn, subject, wanted)
+            owed = self._to_notify(conn, subject, wanted, who=who)
+            if not owed:
+                return []  # nobody received their data: nothing to lock, write or audit
+            lock_head(conn, self.controller_id)
             done = set(
                 conn.execute(
                     sa.select(recipient_notices.c.recipient).where(
@@ -816,10 +818,13 @@ class Disclosures:
             "rule": decision.rule,
         }
 
-    def _rows_of(self, conn: Connection, subject: SubjectLike) -> list[Any]:
+    def _rows_of(
+        self, conn: Connection, subject: SubjectLike, *, who: _Who | None = None
+    ) -> list[Any]:
         """The subject's disclosure rows: by subject id, and by every identity hash of theirs
-        (a disclosure logged before lawful knew the person is found once it does)."""
-        who = self._who(conn, subject)
+        (a disclosure logged before lawful knew the person is found once it does). `who`:
+        the subject as already looked up in this transaction."""
+        who = self._who(conn, subject) if who is None else who
         hashes = {who.identity_hash} - {None}
         if who.subject_id is not None:
             hashes |= set(
@@ -863,10 +868,15 @@ class Disclosures:
         )
 
     def _to_notify(
-        self, conn: Connection, subject: SubjectLike, wanted: tuple[str, ...] | None
+        self,
+        conn: Connection,
+        subject: SubjectLike,
+        wanted: tuple[str, ...] | None,
+        *,
+        who: _Who | None = None,
     ) -> list[RecipientToNotify]:
         grouped: dict[str, tuple[dict[str, None], list[str], datetime]] = {}
-        for row in self._rows_of(conn, subject):
+        for row in self._rows_of(conn, subject, who=who):
             cats = list(row.categories or ())
             if wanted is not None:
                 cats = [c for c in cats if any(self._related(c, w) for w in wanted)]

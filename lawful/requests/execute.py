@@ -38,9 +38,10 @@ from lawful.audit import NewEvent, append
 from lawful.audit.log import lock_head
 from lawful.policy.vocabulary import RequestKind
 from lawful.requests import art15, package
-from lawful.requests.jobs import Claim, InStore, RunResult
+from lawful.requests.jobs import Claim, InStore, Outcome, RunResult
+from lawful.requests.jobs import Step as JobStep
 from lawful.requests.states import RequestState
-from lawful.requests.tables import request_packages, request_steps, requests
+from lawful.requests.tables import request_packages, requests
 from lawful.subjects import Identity, registry
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 S = RequestState
 K = RequestKind
-Step = tuple[str, Callable[[], dict[str, Any]]]
+Step = tuple[str, Callable[[], "dict[str, Any] | Outcome"]]
 MARKETING = "*marketing"
 
 
@@ -167,11 +168,15 @@ def execute(reqs: Requests, claim: Claim) -> RunResult | None:
         return None
     who = reqs._contact(row)
     steps = [(name, _plain(fn)) for name, fn in plan(reqs, row, who)]
-    steps.append(("close", InStore(lambda conn: close(reqs, conn, row.ref))))
+    steps.append(
+        ("close", InStore(lambda conn, done: close(reqs, conn, row, done), with_steps=True))
+    )
     return reqs.jobs.run(claim, steps)
 
 
-def _plain(fn: Callable[[], dict[str, Any]]) -> Callable[[Connection | None], dict[str, Any]]:
+def _plain(
+    fn: Callable[[], dict[str, Any] | Outcome],
+) -> Callable[[Connection | None], dict[str, Any] | Outcome]:
     """A step against another database or through lawful's own API: run outside the
     transaction that records it, so it must be idempotent (see lawful.requests.jobs)."""
     return lambda _conn: fn()
@@ -291,7 +296,7 @@ def _confirm(reqs: Requests, who: Identity) -> dict[str, Any]:
     return {"holds_data": known or any(rows.values()), "rows": rows, "records": known}
 
 
-def _package(reqs: Requests, row: Any, who: Identity) -> dict[str, Any]:
+def _package(reqs: Requests, row: Any, who: Identity) -> Outcome:
     accessed = reqs.datasets.access([who]) if reqs.datasets is not None else []
     categories = {c for d in accessed for t in d.tables for c in t.columns.values()}
     records: dict[str, list[dict[str, Any]]] = {"consent": [], "requests": []}
@@ -317,8 +322,8 @@ def _package(reqs: Requests, row: Any, who: Identity) -> dict[str, Any]:
         else []
     )
     records["disclosures"] = disclosed
-    information = art15.art15_information(
-        reqs.policy, categories, jurisdiction=row.jurisdiction, disclosures=disclosed
+    information = reqs.art15.information(
+        categories, jurisdiction=row.jurisdiction, disclosures=disclosed
     )
     contents = package.PackageContents(
         controller=reqs.policy.controller.name,
@@ -330,28 +335,30 @@ def _package(reqs: Requests, row: Any, who: Identity) -> dict[str, Any]:
         information=information,
     )
     data = package.build_package(contents)
+    now = reqs.clock()
 
-    def store(conn: Connection) -> package.PackageLink:
-        return package.store_package(
+    def store(conn: Connection) -> dict[str, Any]:
+        link = package.store_package(
             conn,
             reqs.keyring,
             request_id=row.id,
             request_ref=row.ref,
             data=data,
-            now=reqs.clock(),
+            now=now,
             window=reqs.package_window,
         )
+        # Not the link itself: it opens the package to whoever holds it, so it is only
+        # in the person's message (made again from the ref and expiry when closing).
+        return {"expires_at": link.expires_at.isoformat()}
 
-    link = reqs.store.write(store)
-    return {
+    # Sealed and stored in the transaction that records the step: once, with its record.
+    result = {
         "datasets": len(accessed),
         "rows": sum(len(t.rows) for d in accessed for t in d.tables),
         "categories": sorted(categories),
         "bytes": len(data),
-        # Not the link itself: it opens the package to whoever holds it, so it is only
-        # in the person's message (made again from the ref and expiry when closing).
-        "expires_at": link.expires_at.isoformat(),
     }
+    return Outcome(result, store)
 
 
 def check_endpoint(url: Any) -> str:
@@ -563,22 +570,15 @@ def _answer(reqs: Requests, kind: RequestKind, params: dict[str, Any]) -> dict[s
 # --- closing -------------------------------------------------------------------------------
 
 
-def close(reqs: Requests, conn: Connection, ref: str) -> dict[str, Any]:
+def close(reqs: Requests, conn: Connection, row: Any, done: list[JobStep]) -> dict[str, Any]:
     """Close the request after its last step: state, outcome, receipt, events and messages,
-    in the transaction that records the step (exactly once)."""
+    in the transaction that records the step (exactly once). `row` is the request as the
+    job found it, `done` its steps as recorded (this one last)."""
     from lawful.requests.service import receipt_hash
 
     now = reqs.clock()
-
-    lock_head(conn, reqs.controller_id)
-    row = reqs._row(conn, ref, lock=True)
-    if S(row.state) is not S.in_progress:
-        return {"state": row.state}
-    steps = conn.execute(
-        sa.select(request_steps)
-        .where(request_steps.c.request_id == row.id, request_steps.c.name != "close")
-        .order_by(request_steps.c.seq)
-    ).all()
+    ref = row.ref
+    steps = [s for s in done if s.name != "close"]
     outcome = {s.name: s.result for s in steps}
     kept = _kept(outcome)
     final = S.partially_completed if kept else S.completed
@@ -605,9 +605,43 @@ def close(reqs: Requests, conn: Connection, ref: str) -> dict[str, Any]:
     }
     receipt["signature"] = reqs.sign(receipt)
     signed = {k: v for k, v in receipt.items() if k != "signature"}
-    reqs._move(
-        conn, row.id, S.in_progress, final, now, values={"outcome": outcome, "receipt": receipt}
+    contact = reqs._contact(row)
+    made = outcome.get("package") or {}
+    if made.get("expires_at"):
+        # The link is the message that the request is done: one message, not two.
+        expires = datetime.fromisoformat(made["expires_at"])
+        token = package.link_token(reqs.keyring, ref, expires)
+        tell: tuple[str, dict[str, Any]] = (
+            "package_ready",
+            {"link": reqs.link(token), "expires": expires},
+        )
+    elif kept:
+        reasons = [r for item in kept for r in item["reasons"]] or ["kept under the law"]
+        tell = ("partially_completed", {"kept": reasons})
+    else:
+        tell = ("completed", {})
+
+    # Everything above is worked out first: the audit chain's head, locked from here to
+    # the commit, is held for as short a time as can be (every request's close takes it).
+    lock_head(conn, reqs.controller_id)
+    values = {"outcome": outcome, "receipt": receipt}
+    moved = reqs._move(
+        conn,
+        row.id,
+        S.in_progress,
+        final,
+        now,
+        values=values,
+        must=False,
+        unchanged_since=row.updated_at,
     )
+    if not moved:
+        # Changed since the job read it: denied or withdrawn (that move told the person;
+        # nothing more to say), or extended (the receipt is made again from it as it is).
+        fresh = reqs._row(conn, ref, lock=True)
+        if S(fresh.state) is not S.in_progress:
+            return {"state": fresh.state}
+        return close(reqs, conn, fresh, done)
     append(
         conn,
         reqs.controller_id,
@@ -621,24 +655,5 @@ def close(reqs: Requests, conn: Connection, ref: str) -> dict[str, Any]:
             ),
         ],
     )
-    contact = reqs._contact(row)
-    if kept:
-        reasons = [r for item in kept for r in item["reasons"]] or ["kept under the law"]
-        reqs._tell(conn, row.id, ref, row.kind, contact, "partially_completed", kept=reasons)
-    else:
-        reqs._tell(conn, row.id, ref, row.kind, contact, "completed")
-    made = outcome.get("package") or {}
-    if made.get("expires_at"):
-        expires = datetime.fromisoformat(made["expires_at"])
-        token = package.link_token(reqs.keyring, ref, expires)
-        reqs._tell(
-            conn,
-            row.id,
-            ref,
-            row.kind,
-            contact,
-            "package_ready",
-            link=reqs.link(token),
-            expires=expires,
-        )
+    reqs._tell(conn, row.id, ref, row.kind, contact, tell[0], **tell[1])
     return {"state": final.value, "receipt_sha256": receipt_hash(signed)}

@@ -31,6 +31,7 @@ reasons, never messages that could hold personal data.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -44,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -126,14 +128,46 @@ class Step:
 @dataclass(frozen=True)
 class InStore:
     """A step whose effect is in lawful's own store: `fn(conn)` runs in the transaction
-    that marks the step done, so it happens exactly once; it returns the step's result."""
+    that marks the step done, so it happens exactly once; it returns the step's result.
 
-    fn: Callable[[Connection], dict[str, Any]]
+    With `with_steps`, it is called `fn(conn, steps)`, `steps` being every step of the job
+    as recorded when it runs (a closing step reads its predecessors' results there).
+    """
 
-    def __call__(self, conn: Connection | None) -> dict[str, Any]:
+    fn: Callable[..., dict[str, Any]]
+    with_steps: bool = False
+
+    def __call__(self, conn: Connection | None, steps: Sequence[Step] = ()) -> dict[str, Any]:
         if conn is None:
             raise JobError("an InStore step needs the store's connection")
-        return self.fn(conn)
+        result = self.fn(conn, list(steps)) if self.with_steps else self.fn(conn)
+        if not isinstance(result, dict):
+            raise TypeError(f"a step's result must be a dict, got {type(result).__name__}")
+        return result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a plain step may return instead of its result dict: the result and a change to
+    lawful's own store, made in the transaction that marks the step done (exactly once,
+    like an InStore step; the work before it, outside the store, must be idempotent).
+    `effect(conn)` may return more of the result, known only once the change is made."""
+
+    result: dict[str, Any]
+    effect: Callable[[Connection], dict[str, Any] | None]
+
+
+class _AlreadyDone(Exception):
+    """A step found finished while recording it: the transaction is rolled back and the
+    run goes on from the steps as recorded (an earlier commit went through)."""
+
+
+class _NextFailed(Exception):
+    """The InStore step run in its predecessor's finishing transaction failed; `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -146,19 +180,26 @@ class RunResult:
     error: str | None = None  # class name of the error that stopped the run
 
 
-StepFn = Callable[[Connection | None], dict[str, Any]]
+StepFn = Callable[[Connection | None], "dict[str, Any] | Outcome"]
 
 
-def enqueue(conn: Connection, *, request_id: int, controller_id: int, now: datetime) -> None:
+def enqueue(
+    conn: Connection, *, request_id: int, controller_id: int, now: datetime, new: bool = False
+) -> None:
     """Queue request `request_id`'s job, in the caller's transaction.
 
     Idempotent: a job already queued, running or done is left as it is. A failed job is
     queued again with its attempts reset (someone decided to try again).
     A concurrent enqueue of the same request makes the insert fail on the primary key;
     run this inside `Store.write`, which retries, and the retry finds the job.
+    `new`: the request was written in this very transaction, so it has no job yet.
     """
-    state = conn.scalar(
-        sa.select(request_jobs.c.state).where(request_jobs.c.request_id == request_id)
+    state = (
+        None
+        if new
+        else conn.scalar(
+            sa.select(request_jobs.c.state).where(request_jobs.c.request_id == request_id)
+        )
     )
     if state is None:
         conn.execute(
@@ -262,8 +303,8 @@ class Jobs:
         lease_until = now + self.lease
 
         def take(conn: Connection) -> Claim | None:
-            query = (
-                sa.select(j.request_id, j.controller_id)
+            pick = (
+                sa.select(j.request_id)
                 .where(
                     sa.or_(
                         sa.and_(j.state == QUEUED, j.available_at <= now),
@@ -277,13 +318,11 @@ class Jobs:
                 .with_for_update(skip_locked=True)
             )
             if controller_id is not None:
-                query = query.where(j.controller_id == controller_id)
-            row = conn.execute(query).first()
-            if row is None:
-                return None
-            attempts = conn.execute(
+                pick = pick.where(j.controller_id == controller_id)
+            # The pick and the claim in one statement (one round trip per job).
+            row = conn.execute(
                 sa.update(request_jobs)
-                .where(j.request_id == row.request_id)
+                .where(j.request_id == pick.scalar_subquery())
                 .values(
                     state=RUNNING,
                     lease_owner=self.worker,
@@ -291,9 +330,11 @@ class Jobs:
                     attempts=j.attempts + 1,
                     updated_at=now,
                 )
-                .returning(j.attempts)
-            ).scalar_one()
-            return Claim(row.request_id, row.controller_id, self.worker, lease_until, attempts)
+                .returning(j.request_id, j.controller_id, j.attempts)
+            ).first()
+            if row is None:
+                return None
+            return Claim(row.request_id, row.controller_id, self.worker, lease_until, row.attempts)
 
         return self._write(take)
 
@@ -337,32 +378,32 @@ class Jobs:
         def plan(conn: Connection) -> list[Step]:
             now = self.clock()
             self._fence(conn, claim, now)
+            # The first call records the steps (the first one started, when asked) in one
+            # statement; on a later call the rows are there and only read.
+            first_started = start_first(1) if callable(start_first) else start_first
+            fresh = [
+                {
+                    "request_id": claim.request_id,
+                    "seq": seq,
+                    "name": name,
+                    "state": PENDING,
+                    "attempts": 1 if seq == 1 and first_started else 0,
+                    "started_at": now if seq == 1 and first_started else None,
+                }
+                for seq, name in enumerate(names, start=1)
+            ]
+            inserted = conn.execute(
+                _insert_new(conn, request_steps).values(fresh).returning(*request_steps.c)
+            ).all()
+            if len(inserted) == len(names):
+                return sorted((_step(row) for row in inserted), key=lambda st: st.seq)
             steps = _steps(conn, claim.request_id)
-            if not steps:
-                steps = [
-                    Step(claim.request_id, seq, name, PENDING, 0, None, None, None)
-                    for seq, name in enumerate(names, start=1)
-                ]
-                conn.execute(
-                    sa.insert(request_steps),
-                    [
-                        {
-                            "request_id": step.request_id,
-                            "seq": step.seq,
-                            "name": step.name,
-                            "state": step.state,
-                            "attempts": step.attempts,
-                        }
-                        for step in steps
-                    ],
+            recorded = [step.name for step in steps]
+            if recorded != names:
+                raise JobError(
+                    f"the job for request {claim.request_id} has steps {recorded} "
+                    f"recorded, not {names}: a job's steps cannot change once recorded"
                 )
-            else:
-                recorded = [step.name for step in steps]
-                if recorded != names:
-                    raise JobError(
-                        f"the job for request {claim.request_id} has steps {recorded} "
-                        f"recorded, not {names}: a job's steps cannot change once recorded"
-                    )
             if start_first:
                 first = next((step for step in steps if not step.finished), None)
                 wanted = start_first(first.seq) if callable(start_first) and first else True
@@ -535,51 +576,46 @@ class Jobs:
                 f"got {every}"
             )
         names = [name for name, _ in steps]
-        # The first step still to do, when it runs outside the store, is started in the
-        # transaction that records the plan; a last step in the store completes the job
-        # in its own transaction. Both save a commit per request.
-        done = [False] * len(steps)
+        fns = [fn for _, fn in steps]
+        outside = [not isinstance(fn, InStore) for fn in fns]
+        ran: list[str] = []
+        skipped: list[str] = []
         with _Heartbeat(self, claim, every.total_seconds()) as heartbeat:
-            outside = [not isinstance(fn, InStore) for _, fn in steps]
+            # The first step still to do, when it runs outside the store, is started in the
+            # transaction that records the plan.
             recorded = self._retrying(
                 lambda: self.steps(claim, names, start_first=lambda seq: outside[seq - 1])
             )
-            first = next((i for i, st in enumerate(recorded) if not st.finished), None)
-            if first is not None and not outside[first]:
-                first = None  # an InStore step starts in its own transaction
-            ran: list[str] = []
-            skipped: list[str] = []
-            completed = False
-            for i, (step, (name, fn)) in enumerate(zip(recorded, steps, strict=True)):
-                if step.finished:
-                    skipped.append(name)
-                    done[i] = True
+            started = next((i for i, st in enumerate(recorded) if not st.finished), None)
+            if started is not None and not outside[started]:
+                started = None
+            skipped = [name for name, st in zip(names, recorded, strict=True) if st.finished]
+            released = False
+            i = 0
+            while i < len(steps):
+                if recorded[i].finished:
+                    i += 1
                     continue
                 heartbeat.check()
-                last = i == len(steps) - 1 and all(done[:i])
-                follower = (
-                    outside[i]
-                    and i + 1 < len(steps)
-                    and outside[i + 1]
-                    and not recorded[i + 1].finished
-                )
-                error = self._run_step(
-                    claim,
-                    step,
-                    fn,
-                    started=i == first,
-                    complete=last,
-                    then_start=recorded[i + 1].seq if follower else None,
-                )
+                try:
+                    error, done = self._run_step(claim, recorded, i, fns, started=i == started)
+                except _AlreadyDone:
+                    recorded = self.recorded_steps(claim.request_id)
+                    started = None
+                    continue
                 heartbeat.check()
                 if error is not None:
-                    return self._after_error(claim, step, error, ran, skipped)
-                ran.append(name)
-                done[i] = True
-                if follower:
-                    first = i + 1  # started with this step's completion
-                completed = last and isinstance(fn, InStore)
-            if not completed:
+                    return self._after_error(claim, recorded[i], error, ran, skipped)
+                for k, step in sorted(done.items()):
+                    recorded[k] = step
+                    if step.finished:
+                        ran.append(names[k])
+                # A plain step's finishing transaction started the next one (when plain).
+                following = max(k for k, step in done.items() if step.finished) + 1
+                started = following if following < len(steps) and outside[following] else None
+                released = all(st.finished for st in recorded)
+                i = following
+            if not released:
                 self._retrying(lambda: self.complete(claim))
         return RunResult(DONE, tuple(ran), tuple(skipped))
 
@@ -630,48 +666,165 @@ class Jobs:
         return timedelta(seconds=min(2 ** min(attempts, 12), 3600))
 
     def _run_step(
-        self,
-        claim: Claim,
-        step: Step,
-        fn: StepFn,
-        *,
-        started: bool = False,
-        complete: bool = False,
-        then_start: int | None = None,
-    ) -> BaseException | None:
-        """Run one step to done; the error that stopped it, if any (LeaseLost raises).
+        self, claim: Claim, recorded: list[Step], i: int, fns: Sequence[StepFn], *, started: bool
+    ) -> tuple[BaseException | None, dict[int, Step]]:
+        """Run step `i` to done: (the error that stopped it, or None; the steps recorded done,
+        by index). LeaseLost and _AlreadyDone raise.
 
-        `started`: the step was started already (first attempt only). `complete`: an
-        InStore step completes the job in its transaction (every other step is done).
-        `then_start`: a plain step starts that next step in its finishing transaction.
+        A plain step is started (unless `started`: on its first attempt it was, with the
+        plan or its predecessor), carried out, and finished in a transaction that also
+        starts the next step, or carries out the next step when that one is InStore. The
+        transaction that leaves no step to do also releases the job as done.
         """
+        fn = fns[i]
+        left = [k for k in range(i + 1, len(fns)) if not recorded[k].finished]
+        nxt = left[0] if left else None
         for attempt in range(self.retries + 1):
             try:
                 if isinstance(fn, InStore):
-                    self._run_in_store(claim, step.seq, fn, complete=complete)
+                    step = self._in_store(claim, recorded, i, fn, complete=nxt is None)
+                    return None, {i: step}
+                if not (started and attempt == 0):
+                    self.start_step(claim, recorded[i].seq)
+                out = fn(None)
+                if isinstance(out, Outcome):
+                    result, effect = out.result, out.effect
                 else:
-                    if not (started and attempt == 0):
-                        self.start_step(claim, step.seq)
-                    result = fn(None)
-                    if not isinstance(result, dict):
-                        raise TypeError(
-                            f"step {step.name!r} returned {type(result).__name__}, not a dict"
-                        )
-                    self._finish(claim, step.seq, result, then_start=then_start)
-                return None
-            except LeaseLost:
+                    result, effect = out, None
+                if not isinstance(result, dict):
+                    raise TypeError(
+                        f"step {recorded[i].name!r} returned {type(result).__name__}, not a dict"
+                    )
+                also = nxt if nxt is not None and isinstance(fns[nxt], InStore) else None
+                if also is not None:
+                    try:
+                        return None, self._advance(
+                            claim, recorded, i, result, effect, run=(also, fns[also]),
+                            complete=len(left) == 1,
+                        )  # fmt: skip
+                    except _NextFailed:
+                        pass  # recorded alone below; the InStore step runs (and fails) by itself
+                return None, self._advance(
+                    claim, recorded, i, result, effect,
+                    start=nxt, complete=nxt is None,
+                )  # fmt: skip
+            except (LeaseLost, _AlreadyDone):
                 raise
             except Exception as exc:
                 if not is_retryable(exc) or attempt == self.retries:
-                    return exc
+                    return exc, {}
                 log.info(
                     "step %s of request %s: %s, retrying",
-                    step.seq,
+                    recorded[i].seq,
                     claim.request_id,
                     type(exc).__name__,
                 )
                 self._sleep(attempt)
         raise AssertionError("unreachable")
+
+    def _advance(
+        self,
+        claim: Claim,
+        recorded: list[Step],
+        i: int,
+        result: dict[str, Any],
+        effect: Callable[[Connection], dict[str, Any] | None] | None,
+        *,
+        start: int | None = None,
+        run: tuple[int, StepFn] | None = None,
+        complete: bool,
+    ) -> dict[int, Step]:
+        """One transaction: step `i` marked done with `result` (and its `effect`); then step
+        `start` started, or step `run` (InStore) carried out and marked done; with
+        `complete`, the job released as done (no step is left)."""
+
+        def advance(conn: Connection) -> dict[int, Step]:
+            now = self.clock()
+            if complete:
+                self._fence(conn, claim, now, release=True)
+            full = result
+            if effect is not None:
+                # Made first: found already done, the step's record rolls the effect back.
+                full = {**result, **(effect(conn) or {})}
+            nxt = recorded[start] if start is not None else None
+            done = self._mark_done(
+                conn, claim, recorded[i], now, full, start=nxt, fence=not complete
+            )
+            if run is not None:
+                k, fn = run
+                assert isinstance(fn, InStore)
+                known = [done.get(n, st) for n, st in enumerate(recorded)]
+                try:
+                    outcome = fn(conn, known)
+                except Exception as exc:
+                    raise _NextFailed(exc) from exc
+                done.update(
+                    self._mark_done(conn, claim, recorded[k], now, outcome, count=True, fence=False)
+                )
+            return {n: done[st.seq] for n, st in enumerate(recorded) if st.seq in done}
+
+        return self._write(advance)
+
+    def _in_store(
+        self, claim: Claim, recorded: list[Step], i: int, fn: InStore, *, complete: bool
+    ) -> Step:
+        """Carry out InStore step `i` and mark it done in one transaction; with `complete`,
+        the job is released as done there too."""
+
+        def run(conn: Connection) -> Step:
+            now = self.clock()
+            self._fence(conn, claim, now, release=complete)
+            result = fn(conn, recorded)
+            done = self._mark_done(conn, claim, recorded[i], now, result, count=True, fence=False)
+            return done[recorded[i].seq]
+
+        return self._write(run)
+
+    def _mark_done(
+        self,
+        conn: Connection,
+        claim: Claim,
+        step: Step,
+        now: datetime,
+        result: dict[str, Any],
+        *,
+        count: bool = False,
+        start: Step | None = None,
+        fence: bool = True,
+    ) -> dict[int, Step]:
+        """Mark `step` done with `result` and start step `start` (its attempts count up), in
+        one statement; the steps so changed, by seq. `count`: an InStore step, started and
+        finished at once. `fence`: the statement also checks (and on PostgreSQL locks) that
+        the job is still ours, as `_fence` does, when the transaction has not fenced yet.
+
+        A step found finished raises _AlreadyDone (which rolls the transaction back); a
+        lease found lost, LeaseLost.
+        """
+        if fence:
+            self._check_worker(claim)
+        query = _mark_done_statement(count=count, start=start is not None, fence=fence)
+        params = {
+            "p_request_id": claim.request_id,
+            "p_seq": step.seq,
+            "p_next": start.seq if start is not None else None,
+            "p_now": now,
+            "p_result": result,
+            "p_worker": self.worker,
+        }
+        rows = conn.execute(query, params).all()
+        changed = {row.seq: _step(row) for row in rows}
+        if step.seq in changed:
+            return changed
+        if fence:
+            self._fence(conn, claim, now)  # LeaseLost when that is why nothing changed
+        raise _AlreadyDone(f"step {step.seq} of request {claim.request_id}")
+
+    def _check_worker(self, claim: Claim) -> None:
+        if claim.worker != self.worker:
+            raise LeaseLost(
+                f"the claim on request {claim.request_id} belongs to worker {claim.worker}, "
+                f"not {self.worker}"
+            )
 
     def _after_error(
         self,
@@ -708,18 +861,13 @@ class Jobs:
         claim: Claim,
         seq: int,
         produce: Callable[[Connection], dict[str, Any]] | dict[str, Any],
-        *,
-        then_start: int | None = None,
     ) -> Step:
         """Mark step `seq` done with the result `produce` (or `produce(conn)`, run in the
-        same transaction, only if the step is not done yet); `then_start` starts the next
-        step in the same transaction (one commit between two steps instead of two)."""
+        same transaction, only if the step is not done yet)."""
 
         def finish(conn: Connection) -> Step:
             now = self.clock()
             self._fence(conn, claim, now)
-            if then_start is not None:
-                self._start(conn, claim, then_start, now)
             if callable(produce):
                 step = self._step(conn, claim, seq)
                 if step.finished:
@@ -745,41 +893,6 @@ class Jobs:
             return _step(row)
 
         return self._write(finish)
-
-    def _run_in_store(self, claim: Claim, seq: int, fn: InStore, *, complete: bool = False) -> None:
-        """Start, carry out and finish an InStore step in one transaction; with
-        `complete`, also mark the job done there (after checking every step is)."""
-
-        def run(conn: Connection) -> None:
-            now = self.clock()
-            self._fence(conn, claim, now)
-            started = self._start(conn, claim, seq, now)
-            if started is None:  # done by an earlier attempt whose commit went through
-                self._already(claim, self._step(conn, claim, seq))
-                return
-            result = fn(conn)
-            if not isinstance(result, dict):
-                raise TypeError(f"a step's result must be a dict, got {type(result).__name__}")
-            s = request_steps.c
-            conn.execute(
-                sa.update(request_steps)
-                .where(s.request_id == claim.request_id, s.seq == seq)
-                .values(state=STEP_DONE, finished_at=now, result=result)
-            )
-            if complete:
-                left = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(request_steps)
-                    .where(s.request_id == claim.request_id, s.state.not_in(_FINISHED))
-                ).scalar_one()
-                if left:
-                    raise JobError(
-                        f"the job for request {claim.request_id} cannot be completed: "
-                        f"{left} steps are not done"
-                    )
-                self._release(conn, claim, state=DONE, now=now, last_error=None)
-
-        self._write(run)
 
     def _start(self, conn: Connection, claim: Claim, seq: int, now: datetime) -> Step | None:
         """Count an attempt at step `seq` unless it is finished (then None)."""
@@ -810,26 +923,23 @@ class Jobs:
         now: datetime,
         *,
         lease_until: datetime | None = None,
+        release: bool = False,
     ) -> None:
-        """Check, and on PostgreSQL lock, that the job is still ours: LeaseLost otherwise."""
-        if claim.worker != self.worker:
-            raise LeaseLost(
-                f"the claim on request {claim.request_id} belongs to worker {claim.worker}, "
-                f"not {self.worker}"
-            )
-        j = request_jobs.c
-        values: dict[str, Any] = {"updated_at": now}
-        if lease_until is not None:
-            values["lease_until"] = lease_until
+        """Check, and on PostgreSQL lock, that the job is still ours: LeaseLost otherwise.
+
+        With `release`, the same statement marks the job done and lets the lease go: the
+        transaction that carries out its last step completes it (if it fails, the
+        rollback undoes the release too).
+        """
+        self._check_worker(claim)
+        params = {
+            "p_request_id": claim.request_id,
+            "p_worker": self.worker,
+            "p_now": now,
+            "p_lease_until": lease_until,
+        }
         updated = conn.execute(
-            sa.update(request_jobs)
-            .where(
-                j.request_id == claim.request_id,
-                j.state == RUNNING,
-                j.lease_owner == self.worker,
-                j.lease_until > now,
-            )
-            .values(**values)
+            _fence_statement(renew=lease_until is not None, release=release), params
         )
         if updated.rowcount != 1:
             raise LeaseLost(
@@ -940,6 +1050,106 @@ class _Heartbeat:
                     self.claim.request_id,
                     type(exc).__name__,
                 )
+
+
+def _holds() -> Any:
+    """True while worker :p_worker holds the lease on :p_request_id's job at :p_now; on
+    PostgreSQL the job's row is locked (FOR UPDATE), so a takeover waits for the
+    transaction, as with `Jobs._fence`."""
+    j = request_jobs.c
+    return sa.exists(
+        sa.select(j.request_id)
+        .where(
+            j.request_id == sa.bindparam("p_request_id"),
+            j.state == RUNNING,
+            j.lease_owner == sa.bindparam("p_worker"),
+            j.lease_until > sa.bindparam("p_now"),
+        )
+        .with_for_update()
+    )
+
+
+@functools.cache
+def _fence_statement(*, renew: bool, release: bool) -> Any:
+    """The fence (see `Jobs._fence`), built once per shape: params p_request_id, p_worker,
+    p_now and p_lease_until."""
+    j = request_jobs.c
+    values: dict[str, Any] = {"updated_at": sa.bindparam("p_now")}
+    if renew:
+        values["lease_until"] = sa.bindparam("p_lease_until")
+    if release:
+        values.update(
+            state=DONE,
+            lease_owner=None,
+            lease_until=None,
+            available_at=sa.bindparam("p_now"),
+            last_error=None,
+        )
+    return (
+        sa.update(request_jobs)
+        .where(
+            j.request_id == sa.bindparam("p_request_id"),
+            j.state == RUNNING,
+            j.lease_owner == sa.bindparam("p_worker"),
+            j.lease_until > sa.bindparam("p_now"),
+        )
+        .values(values)
+    )
+
+
+@functools.cache
+def _mark_done_statement(*, count: bool, start: bool, fence: bool) -> Any:
+    """The UPDATE of `Jobs._mark_done`, built once per shape: params p_request_id, p_seq,
+    p_next, p_now, p_result and p_worker."""
+    s = request_steps.c
+    now = sa.bindparam("p_now", type_=s.finished_at.type)
+    this = s.seq == sa.bindparam("p_seq")
+    done: dict[str, Any] = {
+        "state": STEP_DONE,
+        "finished_at": now,
+        "result": sa.bindparam("p_result", type_=s.result.type),
+    }
+    if count:
+        done.update(attempts=s.attempts + 1, started_at=now)
+    if not start:
+        values = done
+        which = this
+    else:
+        # Both rows in one UPDATE: `seq` takes the values of a finished step, `next`
+        # those of a step starting (as `Jobs._start` sets them).
+        starting = {
+            "attempts": s.attempts + 1,
+            "started_at": now,
+            "finished_at": sa.null(),
+            "state": s.state,
+            "result": s.result,
+        }
+        finishing = {"attempts": s.attempts, "started_at": s.started_at, **done}
+        values = {
+            name: sa.case((this, _bound(finishing[name], name)), else_=starting[name])
+            for name in starting
+        }
+        which = s.seq.in_([sa.bindparam("p_seq"), sa.bindparam("p_next")])
+    query = sa.update(request_steps).where(
+        s.request_id == sa.bindparam("p_request_id"), which, s.state.not_in(_FINISHED)
+    )
+    if fence:
+        query = query.where(_holds())
+    return query.values(values).returning(*request_steps.c)
+
+
+def _bound(value: Any, column: str) -> Any:
+    """`value` as an SQL expression of `request_steps.<column>`'s type (a column stays)."""
+    if isinstance(value, sa.ColumnElement):
+        return value
+    return sa.literal(value, request_steps.c[column].type) if value is not None else sa.null()
+
+
+def _insert_new(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT that leaves a row whose key is already there alone (and returns only the
+    rows it inserted)."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
 
 
 def _steps(conn: Connection, request_id: int) -> list[Step]:

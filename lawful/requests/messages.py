@@ -290,10 +290,10 @@ def deliver_pending(
 ) -> int:
     """Send up to `limit` queued messages, oldest first; returns how many were sent.
 
-    One transaction per round: the queued messages are claimed (locked: `FOR UPDATE SKIP
-    LOCKED` on PostgreSQL, the write lock taken first on SQLite, so another worker skips
-    or waits for them), sent one by one, and those sent are marked in one statement at
-    the end. A message whose send fails stays queued for the next round; a sender raising
+    One transaction per round: the queued messages are claimed and marked sent in one
+    statement (locked: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock taken first
+    on SQLite, so another worker skips or waits for them), then sent one by one; those
+    not sent are unmarked before the commit. A message whose send fails stays queued for the next round; a sender raising
     SenderUnavailable (server down) ends the round. A crash after a send and before the
     commit sends that message again next round: delivery is at least once.
     """
@@ -306,20 +306,29 @@ def deliver_pending(
         if sqlite:
             # pysqlite begins lazily: take the write lock before reading what to claim.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        query = (
-            sa.select(
-                c.id, c.controller_id, c.template, c.channel, c.ciphertext, c.key_id,
-                requests.c.ref,
-            )
-            .select_from(request_messages.outerjoin(requests, requests.c.id == c.request_id))
-            .where(c.sent_at.is_(None))
-            .order_by(c.created_at, c.id)
-            .limit(limit)
-        )  # fmt: skip
+        pick = sa.select(c.id).where(c.sent_at.is_(None)).order_by(c.created_at, c.id).limit(limit)
         if not sqlite:
-            query = query.with_for_update(of=request_messages, skip_locked=True)
-        sent: list[int] = []
-        for row in conn.execute(query).all():
+            pick = pick.with_for_update(skip_locked=True)
+        ref = (
+            sa.select(requests.c.ref)
+            .where(requests.c.id == c.request_id)
+            .scalar_subquery()
+            .label("ref")
+        )
+        # Claimed and marked sent in one statement; those whose send fails are put back
+        # before the commit, and a crash before it puts them all back.
+        claimed = conn.execute(
+            sa.update(request_messages)
+            .where(c.id.in_(pick))
+            .values(sent_at=now or datetime.now(UTC))
+            .returning(
+                c.id, c.controller_id, c.template, c.channel, c.ciphertext, c.key_id,
+                c.created_at, ref,
+            )
+        ).all()  # fmt: skip
+        claimed.sort(key=lambda row: (row.created_at, row.id))
+        unsent: list[int] = []
+        for n, row in enumerate(claimed):
             try:
                 sender.send(_message(keyring, row))
             except SenderUnavailable as exc:
@@ -329,20 +338,16 @@ def deliver_pending(
                     row.id,
                     exc,
                 )
+                unsent += [r.id for r in claimed[n:]]
                 break
             except Exception as exc:  # any sender's failure: this message stays queued
                 logger.warning(
                     "message %s not sent (%s); it stays queued", row.id, type(exc).__name__
                 )
-                continue
-            sent.append(row.id)
-        if sent:
-            conn.execute(
-                sa.update(request_messages)
-                .where(c.id.in_(sent))
-                .values(sent_at=now or datetime.now(UTC))
-            )
-        return len(sent)
+                unsent.append(row.id)
+        if unsent:
+            conn.execute(sa.update(request_messages).where(c.id.in_(unsent)).values(sent_at=None))
+        return len(claimed) - len(unsent)
 
     return store.write(round_)
 

@@ -38,9 +38,9 @@ from lawful.datasets import Datasets
 from lawful.disclosure import Disclosures
 from lawful.policy import Policy
 from lawful.policy.vocabulary import RequestKind
+from lawful.requests import art15, messages, package, refusals, verify
 from lawful.requests import deadlines as dl
 from lawful.requests import jobs as job_queue
-from lawful.requests import messages, package, refusals, verify
 from lawful.requests.states import CLOSED, STATUS_TEXT, RequestState, check_move
 from lawful.requests.tables import request_steps, requests
 from lawful.store import PolicyVersion, Store
@@ -151,6 +151,7 @@ class Requests:
         self.controller_id = store.ensure_controller(policy.key, policy.controller.name)
         self.jobs = job_queue.Jobs(store, lease=lease)
         self.letterhead = messages.Letterhead.from_policy(policy)
+        self.art15 = art15.Art15Cache(policy)
         self.public_url = (
             public_url or os.environ.get(PUBLIC_URL_ENV) or DEFAULT_PUBLIC_URL
         ).rstrip("/")
@@ -232,11 +233,29 @@ class Requests:
                     json.dumps(values, sort_keys=True, default=str),
                     context=PARAMS + ref.encode(),
                 )
+            refusal = None
+            if self.policy.requests.repeat_limit is not None:  # else nothing to count
+                earlier = self._earlier(conn, identity_hash, request_kind)
+                refusal = refusals.check_repeat(self.policy, request_kind, earlier, now)
+            # The request is written once, in the state its intake ends in; each move on
+            # the way there is checked and gets its audit event.
+            if refusal is not None:
+                path = [S.received, S.denied]
+            elif trusted_by is not None:
+                path = [S.received, S.verified, self._after_verification(request_kind)]
+            else:
+                path = [S.received, S.awaiting_verification]
+            try:
+                for old, to in itertools.pairwise(path):
+                    check_move(old, to)
+            except ValueError as exc:
+                raise RequestError(str(exc)) from None
+            state = path[-1]
             row = {
                 "controller_id": self.controller_id,
                 "ref": ref,
                 "kind": request_kind.value,
-                "state": S.received.value,
+                "state": state.value,
                 "subject_id": subject_id,
                 "identity_kind": who.kind.value,
                 "identity_hash": identity_hash,
@@ -253,6 +272,12 @@ class Requests:
                 "due_at": deadline.due_at,
                 "updated_at": now,
             }
+            if refusal is not None:
+                row["refusal"] = {"rule": refusal.rule, "text": refusal.text, "fee": refusal.fee}
+                row["closed_at"] = now
+            if trusted_by is not None and refusal is None:
+                row["verified_at"] = now
+                row["verified_by"] = trusted_by
             request_id = conn.execute(
                 sa.insert(requests).values(row).returning(requests.c.id)
             ).scalar_one()
@@ -272,13 +297,13 @@ class Requests:
                     },
                 )
             ]
-            refusal = None
-            if self.policy.requests.repeat_limit is not None:  # else nothing to count
-                earlier = self._earlier(conn, identity_hash, request_kind, request_id)
-                refusal = refusals.check_repeat(self.policy, request_kind, earlier, now)
+            why = trusted_by if trusted_by is not None else None
+            events += [
+                self._event(ref, identity_hash, old, to, why if to is S.verified else None)
+                for old, to in itertools.pairwise(path)
+            ]
             if refusal is not None:
-                self._close(conn, request_id, ref, S.received, S.denied, now, refusal=refusal)
-                events.append(self._event(ref, identity_hash, S.received, S.denied, refusal.rule))
+                events[-1] = self._event(ref, identity_hash, S.received, S.denied, refusal.rule)
                 append(conn, self.controller_id, self.key, events)
                 self._tell(
                     conn,
@@ -292,18 +317,15 @@ class Requests:
                 )
                 return Intake(ref, S.denied.value, STATUS_TEXT[S.denied], deadline.due_at, None)
             if trusted_by is not None:
-                state, moved = self._verified(
-                    conn,
-                    request_id,
-                    ref,
-                    request_kind,
-                    S.received,
-                    now,
-                    by=trusted_by,
-                    subject=identity_hash,
-                    why=trusted_by,
-                )
-                append(conn, self.controller_id, self.key, events + moved)
+                if state is S.in_progress:
+                    job_queue.enqueue(
+                        conn,
+                        request_id=request_id,
+                        controller_id=self.controller_id,
+                        now=now,
+                        new=True,
+                    )
+                append(conn, self.controller_id, self.key, events)
                 self._tell(
                     conn,
                     request_id,
@@ -314,8 +336,6 @@ class Requests:
                     due=deadline.due_at.date(),
                 )
                 return Intake(ref, state.value, STATUS_TEXT[state], deadline.due_at, None)
-            self._move(conn, request_id, S.received, S.awaiting_verification, now)
-            events.append(self._event(ref, identity_hash, S.received, S.awaiting_verification))
             append(conn, self.controller_id, self.key, events)
             if code_channel is None:
                 # The policy verifies by a document or a written request: a person of the
@@ -776,10 +796,13 @@ class Requests:
         *,
         through: Sequence[RequestState] = (),
         values: Mapping[str, Any] | None = None,
-    ) -> None:
+        must: bool = True,
+        unchanged_since: datetime | None = None,
+    ) -> bool:
         """Move the request from `current` to `new` (by way of the states `through`, each
         move checked) and set `values`, in one UPDATE that also checks it is still in
-        `current`."""
+        `current` (and, with `unchanged_since`, that it was not updated after that). When
+        it no longer is: RequestError, or False when not `must`."""
         path = [current, *through, new]
         try:
             for old, to in itertools.pairwise(path):
@@ -791,13 +814,15 @@ class Requests:
             values["verified_at"] = now
         if new.closed:
             values["closed_at"] = now
-        done = conn.execute(
-            sa.update(requests)
-            .where(requests.c.id == request_id, requests.c.state == current.value)
-            .values(values)
-        ).rowcount
-        if done != 1:  # another transaction moved it first
+        query = sa.update(requests).where(
+            requests.c.id == request_id, requests.c.state == current.value
+        )
+        if unchanged_since is not None:
+            query = query.where(requests.c.updated_at == unchanged_since)
+        done = conn.execute(query.values(values)).rowcount
+        if done != 1 and must:  # another transaction moved it first
             raise RequestError("the request changed meanwhile; look at it again and retry")
+        return done == 1
 
     def _close(
         self,
@@ -832,10 +857,7 @@ class Requests:
         it ends in, and the two moves' audit events (`why` explains the verification).
         One UPDATE: the row passes through verified (verified_at set) to that state."""
         values = {"verified_by": by}
-        if kind in self.policy.requests.approval and kind not in READ_ONLY:
-            new = S.awaiting_approval
-        else:
-            new = S.in_progress
+        new = self._after_verification(kind)
         self._move(conn, request_id, current, new, now, through=[S.verified], values=values)
         if new is S.in_progress:
             job_queue.enqueue(
@@ -846,6 +868,13 @@ class Requests:
             self._event(ref, subject, S.verified, new),
         ]
         return new, events
+
+    def _after_verification(self, kind: RequestKind) -> RequestState:
+        """Where a verified request goes: to a person's approval when the policy asks for
+        one (never for a read-only kind), else straight to work."""
+        if kind in self.policy.requests.approval and kind not in READ_ONLY:
+            return S.awaiting_approval
+        return S.in_progress
 
     def _event(
         self,
@@ -860,15 +889,14 @@ class Requests:
             data["why"] = why
         return NewEvent(f"request.{new.value}", subject=subject, data=data)
 
-    def _earlier(
-        self, conn: Connection, identity_hash: str, kind: RequestKind, request_id: int
-    ) -> list[datetime]:
+    def _earlier(self, conn: Connection, identity_hash: str, kind: RequestKind) -> list[datetime]:
+        """When this identity's earlier requests of `kind` were received (the one being
+        taken is not written yet); withdrawn and denied ones do not count."""
         rows = conn.execute(
             sa.select(requests.c.received_at).where(
                 requests.c.controller_id == self.controller_id,
                 requests.c.identity_hash == identity_hash,
                 requests.c.kind == kind.value,
-                requests.c.id != request_id,
                 requests.c.state.notin_([S.withdrawn.value, S.denied.value]),
             )
         ).scalars()
