@@ -610,11 +610,10 @@ class Jobs:
                     recorded[k] = step
                     if step.finished:
                         ran.append(names[k])
-                # A plain step's finishing transaction started the next one (when plain).
-                following = max(k for k, step in done.items() if step.finished) + 1
-                started = following if following < len(steps) and outside[following] else None
+                # A plain step's finishing transaction may have started the next one.
+                started = next((k for k, step in done.items() if not step.finished), None)
                 released = all(st.finished for st in recorded)
-                i = following
+                i = max(k for k, step in done.items() if step.finished) + 1
             if not released:
                 self._retrying(lambda: self.complete(claim))
         return RunResult(DONE, tuple(ran), tuple(skipped))
