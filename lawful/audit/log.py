@@ -148,11 +148,7 @@ def append(
             for e in written
         ],
     )
-    conn.execute(
-        sa.update(audit_heads)
-        .where(audit_heads.c.controller_id == controller_id)
-        .values(seq=seq, hash=prev)
-    )
+    conn.execute(_MOVE_HEAD, {"p_controller": controller_id, "p_seq": seq, "p_hash": prev})
     _hold(conn, controller_id, (seq, prev))
     return written
 
@@ -195,16 +191,31 @@ def _hold(conn: Connection, controller_id: int, head: tuple[int, str]) -> None:
     conn.info[("audit_head", controller_id)] = (conn.get_transaction(), *head)
 
 
+# Built once: every event's transaction runs them (parameter p_controller, and for the
+# move p_seq and p_hash).
+_LOCK_HEAD = (
+    sa.update(audit_heads)
+    .where(audit_heads.c.controller_id == sa.bindparam("p_controller"))
+    # A no-op update: its only effect is the lock, taken before anything is read.
+    .values(seq=audit_heads.c.seq)
+)
+_LOCK_AND_READ_HEAD = _LOCK_HEAD.returning(audit_heads.c.seq, audit_heads.c.hash)
+_MOVE_HEAD = (
+    sa.update(audit_heads)
+    .where(audit_heads.c.controller_id == sa.bindparam("p_controller"))
+    .values(seq=sa.bindparam("p_seq"), hash=sa.bindparam("p_hash"))
+)
+
+
 def _take_head(conn: Connection, controller_id: int) -> tuple[int, str]:
-    locked = sa.update(audit_heads).where(audit_heads.c.controller_id == controller_id)
-    # A no-op update: its only effect is the lock, taken before anything is read. Where
-    # the backend has UPDATE … RETURNING (PostgreSQL, SQLite), it reads the head too.
-    locked = locked.values(seq=audit_heads.c.seq)
+    params = {"p_controller": controller_id}
+    # Where the backend has UPDATE … RETURNING (PostgreSQL, SQLite), the lock reads the
+    # head too.
     if conn.dialect.update_returning:
-        head = conn.execute(locked.returning(audit_heads.c.seq, audit_heads.c.hash)).first()
+        head = conn.execute(_LOCK_AND_READ_HEAD, params).first()
         if head is not None:
             return int(head.seq), str(head.hash)
-    elif conn.execute(locked).rowcount != 0:
+    elif conn.execute(_LOCK_HEAD, params).rowcount != 0:
         return _read_head(conn, controller_id)
     # The first event of this controller; a concurrent creator makes the insert fail on
     # the primary key, and the caller's retry then finds the head.

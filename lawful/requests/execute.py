@@ -161,7 +161,7 @@ def _unknown(name: str, what: str, known: Any) -> str:
 def execute(reqs: Requests, claim: Claim) -> RunResult | None:
     """Run the request's remaining steps; the last one closes it with its receipt."""
     with reqs.store.engine.connect() as conn:
-        row = conn.execute(sa.select(requests).where(requests.c.id == claim.request_id)).one()
+        row = conn.execute(_REQUEST, {"p_id": claim.request_id}).one()
     if S(row.state) is not S.in_progress:
         # Denied meanwhile (a person may refuse a queued request): nothing more to do.
         reqs.jobs.give_up(claim, f"request {row.state}")
@@ -172,6 +172,9 @@ def execute(reqs: Requests, claim: Claim) -> RunResult | None:
         ("close", InStore(lambda conn, done: close(reqs, conn, row, done), with_steps=True))
     )
     return reqs.jobs.run(claim, steps)
+
+
+_REQUEST = sa.select(requests).where(requests.c.id == sa.bindparam("p_id"))
 
 
 def _plain(

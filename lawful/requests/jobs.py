@@ -299,39 +299,16 @@ class Jobs:
         """Take the oldest job that is queued and available, or running under an expired
         lease (its worker died); None when there is none. Counts an attempt."""
         now = self.clock() if now is None else now
-        j = request_jobs.c
         lease_until = now + self.lease
 
         def take(conn: Connection) -> Claim | None:
-            pick = (
-                sa.select(j.request_id)
-                .where(
-                    sa.or_(
-                        sa.and_(j.state == QUEUED, j.available_at <= now),
-                        sa.and_(j.state == RUNNING, j.lease_until <= now),
-                    )
-                )
-                .order_by(j.available_at, j.request_id)
-                .limit(1)
-                # PostgreSQL: other workers skip the row we lock; SQLite drops the clause
-                # and relies on BEGIN IMMEDIATE (see _write).
-                .with_for_update(skip_locked=True)
-            )
-            if controller_id is not None:
-                pick = pick.where(j.controller_id == controller_id)
-            # The pick and the claim in one statement (one round trip per job).
-            row = conn.execute(
-                sa.update(request_jobs)
-                .where(j.request_id == pick.scalar_subquery())
-                .values(
-                    state=RUNNING,
-                    lease_owner=self.worker,
-                    lease_until=lease_until,
-                    attempts=j.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(j.request_id, j.controller_id, j.attempts)
-            ).first()
+            params = {
+                "p_now": now,
+                "p_lease_until": lease_until,
+                "p_worker": self.worker,
+                "p_controller": controller_id,
+            }
+            row = conn.execute(_claim_statement(controller_id is not None), params).first()
             if row is None:
                 return None
             return Claim(row.request_id, row.controller_id, self.worker, lease_until, row.attempts)
@@ -1065,6 +1042,42 @@ def _holds() -> Any:
             j.lease_until > sa.bindparam("p_now"),
         )
         .with_for_update()
+    )
+
+
+@functools.cache
+def _claim_statement(of_controller: bool) -> Any:
+    """The claim (see `Jobs.claim`), built once: the pick and the claim in one statement (one
+    round trip per job). Params p_now, p_lease_until, p_worker and p_controller."""
+    j = request_jobs.c
+    now = sa.bindparam("p_now", type_=j.available_at.type)
+    pick = (
+        sa.select(j.request_id)
+        .where(
+            sa.or_(
+                sa.and_(j.state == QUEUED, j.available_at <= now),
+                sa.and_(j.state == RUNNING, j.lease_until <= now),
+            )
+        )
+        .order_by(j.available_at, j.request_id)
+        .limit(1)
+        # PostgreSQL: other workers skip the row we lock; SQLite drops the clause and
+        # relies on BEGIN IMMEDIATE (see Jobs._write).
+        .with_for_update(skip_locked=True)
+    )
+    if of_controller:
+        pick = pick.where(j.controller_id == sa.bindparam("p_controller"))
+    return (
+        sa.update(request_jobs)
+        .where(j.request_id == pick.scalar_subquery())
+        .values(
+            state=RUNNING,
+            lease_owner=sa.bindparam("p_worker"),
+            lease_until=sa.bindparam("p_lease_until", type_=j.lease_until.type),
+            attempts=j.attempts + 1,
+            updated_at=now,
+        )
+        .returning(j.request_id, j.controller_id, j.attempts)
     )
 
 

@@ -19,6 +19,7 @@ the type of error only (an SMTP error can quote the address).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -267,15 +268,16 @@ def queue_message(
     sealed = json.dumps({"to": to, "subject": subject, "body": body}, ensure_ascii=False)
     key_id, ciphertext = keyring.encrypt(sealed, context=_context(controller_id, template, channel))
     inserted = conn.execute(
-        sa.insert(request_messages).values(
-            controller_id=controller_id,
-            request_id=request_id,
-            template=template,
-            channel=channel,
-            ciphertext=ciphertext,
-            key_id=key_id,
-            created_at=now,
-        )
+        sa.insert(request_messages),
+        {
+            "controller_id": controller_id,
+            "request_id": request_id,
+            "template": template,
+            "channel": channel,
+            "ciphertext": ciphertext,
+            "key_id": key_id,
+            "created_at": now,
+        },
     )
     return int(inserted.inserted_primary_key[0])
 
@@ -306,26 +308,12 @@ def deliver_pending(
         if sqlite:
             # pysqlite begins lazily: take the write lock before reading what to claim.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        pick = sa.select(c.id).where(c.sent_at.is_(None)).order_by(c.created_at, c.id).limit(limit)
-        if not sqlite:
-            pick = pick.with_for_update(skip_locked=True)
-        ref = (
-            sa.select(requests.c.ref)
-            .where(requests.c.id == c.request_id)
-            .scalar_subquery()
-            .label("ref")
-        )
         # Claimed and marked sent in one statement; those whose send fails are put back
         # before the commit, and a crash before it puts them all back.
         claimed = conn.execute(
-            sa.update(request_messages)
-            .where(c.id.in_(pick))
-            .values(sent_at=now or datetime.now(UTC))
-            .returning(
-                c.id, c.controller_id, c.template, c.channel, c.ciphertext, c.key_id,
-                c.created_at, ref,
-            )
-        ).all()  # fmt: skip
+            _claim_messages(locking=not sqlite),
+            {"p_limit": limit, "p_now": now or datetime.now(UTC)},
+        ).all()
         claimed.sort(key=lambda row: (row.created_at, row.id))
         unsent: list[int] = []
         for n, row in enumerate(claimed):
@@ -350,6 +338,31 @@ def deliver_pending(
         return len(claimed) - len(unsent)
 
     return store.write(round_)
+
+
+@functools.cache
+def _claim_messages(*, locking: bool) -> Any:
+    """The UPDATE claiming a round of queued messages, built once: params p_limit, p_now.
+    With `locking` (PostgreSQL), rows another worker holds are skipped."""
+    c = request_messages.c
+    pick = (
+        sa.select(c.id)
+        .where(c.sent_at.is_(None))
+        .order_by(c.created_at, c.id)
+        .limit(sa.bindparam("p_limit", type_=sa.Integer))
+    )
+    if locking:
+        pick = pick.with_for_update(skip_locked=True)
+    ref = sa.select(requests.c.ref).where(requests.c.id == c.request_id).scalar_subquery()
+    return (
+        sa.update(request_messages)
+        .where(c.id.in_(pick))
+        .values(sent_at=sa.bindparam("p_now", type_=c.sent_at.type))
+        .returning(
+            c.id, c.controller_id, c.template, c.channel, c.ciphertext, c.key_id,
+            c.created_at, ref.label("ref"),
+        )
+    )  # fmt: skip
 
 
 def _message(keyring: Keyring, row: Any) -> Message:

@@ -16,6 +16,7 @@ takes the same time): whether someone is a customer is not revealed to whoever a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import itertools
@@ -814,12 +815,10 @@ class Requests:
             values["verified_at"] = now
         if new.closed:
             values["closed_at"] = now
-        query = sa.update(requests).where(
-            requests.c.id == request_id, requests.c.state == current.value
-        )
-        if unchanged_since is not None:
-            query = query.where(requests.c.updated_at == unchanged_since)
-        done = conn.execute(query.values(values)).rowcount
+        query = _move_statement(tuple(sorted(values)), unchanged_since is not None)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(p_id=request_id, p_current=current.value, p_since=unchanged_since)
+        done = conn.execute(query, params).rowcount
         if done != 1 and must:  # another transaction moved it first
             raise RequestError("the request changed meanwhile; look at it again and retry")
         return done == 1
@@ -1030,6 +1029,19 @@ class Requests:
             e.kind == "request.receipt" and (e.data or {}).get("receipt_sha256") == digest
             for e in log.events(subject=subject)
         )
+
+
+@functools.cache
+def _move_statement(columns: tuple[str, ...], guarded: bool) -> Any:
+    """`Requests._move`'s UPDATE, built once per set of columns: params p_id, p_current,
+    p_since (when `guarded`) and v_<column> for each column set."""
+    c = requests.c
+    query = sa.update(requests).where(
+        c.id == sa.bindparam("p_id"), c.state == sa.bindparam("p_current")
+    )
+    if guarded:
+        query = query.where(c.updated_at == sa.bindparam("p_since", type_=c.updated_at.type))
+    return query.values({name: sa.bindparam(f"v_{name}", type_=c[name].type) for name in columns})
 
 
 def receipt_hash(receipt: Mapping[str, Any]) -> str:
