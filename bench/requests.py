@@ -66,7 +66,10 @@ no threat with an assertion only the controller's app can sign) is set to 0.
   process, and 2N more by 4 worker processes (spawned, each with its own Engine and
   `run_pending()`), timed from their common start to the last one's end; requests/s
   (target at least 100 with 4 workers). Afterwards none is left open and the audit
-  chain verifies.
+  chain verifies. Beside each rate: the CPU a request took in the workers and, on Linux,
+  in every PostgreSQL process (the store's and the dataset's), and the rate that allows
+  on this machine's cores if nothing else ran: on a shared machine the cores are not all
+  ours, and this says how much of a miss is the code's.
 
 Each database is created fresh (`CREATE DATABASE bench_...`) and dropped at the end
 unless --keep.
@@ -1294,16 +1297,20 @@ def request_worker(
     peer_db: str,
     keyring_json: str,
     barrier: Any,
+    finished: Any,
     results: Any,
 ) -> None:
-    """A worker process: its own Engine; waits for the start, then drains the queue."""
+    """A worker process: its own Engine; waits for the start, then drains the queue, and
+    keeps its connections until the CPU they used has been read (`finished`)."""
     engine, _ = request_engine(Server(admin_url), store_db, peer_db, keyring_json)
     try:
         with engine.store.engine.connect() as conn:  # the store's pool, warm
             conn.execute(sa.text("SELECT 1"))
         barrier.wait()
+        cpu = time.process_time()
         ran = engine.requests.run_pending()
-        results.put((ran, time.perf_counter()))
+        results.put((ran, time.perf_counter(), time.process_time() - cpu))
+        finished.wait(timeout=120)
     finally:
         engine.close()
 
@@ -1318,12 +1325,13 @@ def drain(
     """Start `workers` processes, let them drain the queue; (requests run, seconds)."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers + 1)
+    finished = ctx.Barrier(workers + 1)
     results = ctx.Queue()
     admin = server.url.render_as_string(hide_password=False)
     procs = [
         ctx.Process(
             target=request_worker,
-            args=(admin, store_db, peer_db, keyring_json, barrier, results),
+            args=(admin, store_db, peer_db, keyring_json, barrier, finished, results),
         )
         for _ in range(workers)
     ]
@@ -1332,13 +1340,68 @@ def drain(
     try:
         barrier.wait(timeout=120)
         start = time.perf_counter()
+        server_before = postgres_cpu()
         got = [results.get(timeout=600) for _ in procs]
+        # Read while the workers' connections are still open (they wait for `finished`).
+        server_cpu = cpu_between(server_before, postgres_cpu())
+        finished.wait(timeout=120)
     finally:
         for proc in procs:
             proc.join(timeout=60)
     if any(proc.exitcode != 0 for proc in procs):
         raise AssertionError("a worker process failed")
-    return sum(n for n, _ in got), max(end for _, end in got) - start
+    ran = sum(n for n, _, _ in got)
+    return Drained(
+        ran, max(end for _, end, _ in got) - start, sum(cpu for _, _, cpu in got), server_cpu
+    )
+
+
+@dataclass
+class Drained:
+    """A drain: requests run, seconds from the start to the last worker's end, and the CPU
+    seconds the workers and (on Linux) every PostgreSQL process used meanwhile."""
+
+    ran: int
+    seconds: float
+    worker_cpu: float
+    server_cpu: float | None
+
+    def cpu_note(self) -> str:
+        """CPU per request, and the rate it allows when every core does nothing else."""
+        per = (self.worker_cpu + (self.server_cpu or 0.0)) / self.ran
+        text = f"CPU per request {self.worker_cpu / self.ran * 1000:.1f} ms in the workers"
+        if self.server_cpu is not None:
+            text += f" + {self.server_cpu / self.ran * 1000:.1f} ms in PostgreSQL"
+        cores = os.cpu_count() or 1
+        return f"{text}: at most {cores / per:.0f} req/s on {cores} idle cores"
+
+
+def postgres_cpu() -> dict[int, int] | None:
+    """CPU ticks used so far by each PostgreSQL process on this machine, by pid (Linux's
+    /proc; None elsewhere). The datasets and the store are on the same server."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    ticks: dict[int, int] = {}
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :]
+        if name.startswith("postgres"):
+            fields = rest.split()
+            ticks[int(stat.parent.name)] = int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks
+
+
+def cpu_between(before: dict[int, int] | None, after: dict[int, int] | None) -> float | None:
+    """CPU seconds the PostgreSQL processes used between two readings (a process that
+    started meanwhile counts whole; one that ended is not seen)."""
+    if before is None or after is None:
+        return None
+    used = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 def run_requests(server: Server, args: argparse.Namespace, rng: random.Random) -> Report:
@@ -1444,7 +1507,8 @@ def run_requests(server: Server, args: argparse.Namespace, rng: random.Random) -
             rng.shuffle(kinds)
             for kind, customer in zip(kinds, batch, strict=True):
                 submit_verified(engine, kind, customer)
-            ran, seconds = drain(server, store_db, peer_db, keyring_json, workers)
+            drained = drain(server, store_db, peer_db, keyring_json, workers)
+            ran, seconds = drained.ran, drained.seconds
             if ran != len(batch):
                 raise AssertionError(f"{workers} workers ran {ran} of {len(batch)} requests")
             open_left = engine.requests.list()
@@ -1463,7 +1527,8 @@ def run_requests(server: Server, args: argparse.Namespace, rng: random.Random) -
             [rate],
             [],
             fides_text=FIDES_REQUESTS["throughput"],
-            note=f"{ran} requests (half access, half erasure) in {seconds:.2f} s",
+            note=f"{ran} requests (half access, half erasure) in {seconds:.2f} s; "
+            + drained.cpu_note(),
         )
         if workers == 4:
             figure.target = f">= {THROUGHPUT_TARGET:g} req/s"

@@ -607,7 +607,7 @@ def close(reqs: Requests, conn: Connection, row: Any, done: list[JobStep]) -> di
         "kept": kept,
     }
     receipt["signature"] = reqs.sign(receipt)
-    signed = {k: v for k, v in receipt.items() if k != "signature"}
+    digest = receipt_hash({k: v for k, v in receipt.items() if k != "signature"})
     contact = reqs._contact(row)
     made = outcome.get("package") or {}
     if made.get("expires_at"):
@@ -654,9 +654,9 @@ def close(reqs: Requests, conn: Connection, row: Any, done: list[JobStep]) -> di
             NewEvent(
                 "request.receipt",
                 subject=row.identity_hash,
-                data={"ref": ref, "receipt_sha256": receipt_hash(signed)},
+                data={"ref": ref, "receipt_sha256": digest},
             ),
         ],
     )
     reqs._tell(conn, row.id, ref, row.kind, contact, tell[0], **tell[1])
-    return {"state": final.value, "receipt_sha256": receipt_hash(signed)}
+    return {"state": final.value, "receipt_sha256": digest}

@@ -369,9 +369,9 @@ class Jobs:
                 }
                 for seq, name in enumerate(names, start=1)
             ]
-            inserted = conn.execute(
-                _insert_new(conn, request_steps).values(fresh).returning(*request_steps.c)
-            ).all()
+            # Every row in one statement, built once per number of steps.
+            params = {f"{k}_{n}": v for n, row in enumerate(fresh) for k, v in row.items()}
+            inserted = conn.execute(_insert_steps(conn.dialect.name, len(fresh)), params).all()
             if len(inserted) == len(names):
                 return sorted((_step(row) for row in inserted), key=lambda st: st.seq)
             steps = _steps(conn, claim.request_id)
@@ -1157,11 +1157,20 @@ def _bound(value: Any, column: str) -> Any:
     return sa.literal(value, request_steps.c[column].type) if value is not None else sa.null()
 
 
-def _insert_new(conn: Connection, table: sa.Table) -> Any:
-    """An INSERT that leaves a row whose key is already there alone (and returns only the
-    rows it inserted)."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+@functools.cache
+def _insert_steps(dialect: str, count: int) -> Any:
+    """The INSERT of a job's `count` steps (params <column>_<n>, n from 0) that leaves steps
+    already recorded alone, and returns only the rows it inserted."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    s = request_steps.c
+    columns = ("request_id", "seq", "name", "state", "attempts", "started_at")
+    rows = [{c: sa.bindparam(f"{c}_{n}", type_=s[c].type) for c in columns} for n in range(count)]
+    return (
+        module.insert(request_steps)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(*request_steps.c)
+    )
 
 
 def _steps(conn: Connection, request_id: int) -> list[Step]:

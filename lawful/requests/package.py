@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from jinja2 import Environment, PackageLoader, pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup, escape
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -119,17 +120,18 @@ def build_package(contents: PackageContents) -> bytes:
     """The zip: data.json, summary.html, csv/<dataset>/<table>.csv and records/<name>.csv."""
     generated_at = _check_contents(contents)
     files: dict[str, bytes] = {}
-    tables: list[tuple[str, str, list[str], list[list[Any]]]] = []
+    # Each value as text once (the CSV files and the summary show the same text).
+    tables: list[tuple[str, str, list[str], list[list[str]]]] = []
     for dataset in contents.datasets:
         for table in dataset.tables:
             columns = list(table.columns)
-            rows = [[r["data"].get(c) for c in columns] for r in table.rows]
+            rows = [[_cell(r["data"].get(c)) for c in columns] for r in table.rows]
             path = f"csv/{_part(dataset.dataset, 'dataset')}/{_part(table.table, 'table')}.csv"
             tables.append((path, f"{dataset.dataset} / {table.table}", columns, rows))
-    records: list[tuple[str, str, list[str], list[list[Any]]]] = []
+    records: list[tuple[str, str, list[str], list[list[str]]]] = []
     for name, rows_of in contents.records.items():
         columns = _columns(rows_of)
-        rows = [[row.get(c) for c in columns] for row in rows_of]
+        rows = [[_cell(row.get(c)) for c in columns] for row in rows_of]
         records.append((f"records/{_part(name, 'record kind')}.csv", name, columns, rows))
 
     csv_paths = [path for path, *_ in (*tables, *records)]
@@ -227,12 +229,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _csv(columns: list[str], rows: list[list[Any]]) -> bytes:
+def _csv(columns: list[str], rows: list[list[str]]) -> bytes:
+    """The rows (values already as text, `_cell`) as RFC 4180 CSV."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    writer.writerows([_cell(v) for v in row] for row in rows)
+    writer.writerows(rows)
     return out.getvalue().encode("utf-8")
+
+
+def _cells_html(row: list[str]) -> Markup:
+    """A row's cells as escaped `<td>` elements: built here, not cell by cell in the
+    template, where a person with thousands of rows made the summary slow to render."""
+    return Markup("".join([f"<td>{escape(cell)}</td>" for cell in row]))
 
 
 def _zip(files: dict[str, bytes], generated_at: datetime) -> bytes:
@@ -319,8 +328,8 @@ def _templates() -> Environment:
 def _summary(
     contents: PackageContents,
     generated_at: datetime,
-    tables: list[tuple[str, str, list[str], list[list[Any]]]],
-    records: list[tuple[str, str, list[str], list[list[Any]]]],
+    tables: list[tuple[str, str, list[str], list[list[str]]]],
+    records: list[tuple[str, str, list[str], list[list[str]]]],
 ) -> str:
     information = contents.information
     names = {c["key"]: c["name"] for c in information.get("categories", []) if "key" in c}
@@ -341,7 +350,7 @@ def _summary(
                         for c in columns
                     ],
                     "roles": [r["role"] for r in table.rows],
-                    "rows": [[_cell(v) for v in row] for row in rows],
+                    "rows": [_cells_html(row) for row in rows],
                 }
             )
     shown_records = [
@@ -350,7 +359,7 @@ def _summary(
             "title": title,
             "file": path,
             "columns": columns,
-            "rows": [[_cell(v) for v in row] for row in rows],
+            "rows": [_cells_html(row) for row in rows],
         }
         for n, (path, title, columns, rows) in enumerate(records, 1)
     ]
