@@ -249,15 +249,14 @@ def plan(reqs: Requests, row: Any, who: Identity) -> list[Step]:
         ]
 
         def withdrawals() -> dict[str, Any]:
-            done = {}
+            # Every consent to these purposes: purpose-wide, per channel and per list.
+            done = dict.fromkeys(names, "not given")
             state = consent.state(who)
-            for name in names:
-                choice = state.get("consent", name, "")
-                if choice is None or choice.state not in ("given", "renewed"):
-                    done[name] = "not given"
+            for (topic, key, scope), choice in sorted(state.choices.items()):
+                if topic != "consent" or key not in done or choice.state not in GIVEN:
                     continue
-                consent.withdraw(subject(), name, method="api")
-                done[name] = "withdrawn"
+                consent.withdraw(subject(), key, method="api", **_scoped(scope))
+                done[key] = "withdrawn"
             return {"purposes": done}
 
         return [("records:withdraw", withdrawals)]
@@ -451,6 +450,17 @@ def _erase(reqs: Requests, who: Identity, key: str, dry_run: bool = False) -> di
     return out
 
 
+GIVEN = ("given", "renewed")  # a consent in force
+
+
+def _scoped(scope: str) -> dict[str, str | None]:
+    """A ledger scope as `Consent.withdraw`'s arguments: '' (the whole purpose), a channel,
+    or 'list:NAME'."""
+    if scope.startswith("list:"):
+        return {"channel": None, "list_name": scope[5:]}
+    return {"channel": scope or None, "list_name": None}
+
+
 def _kept(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows and columns the erasure plans kept, each with its reasons (rules)."""
     kept = []
@@ -487,14 +497,8 @@ def _close_records(reqs: Requests, who: Identity) -> dict[str, Any]:
     state = consent.state(subject)
     withdrawn = []
     for (topic, key, scope), choice in state.choices.items():
-        if topic == "consent" and choice.state in ("given", "renewed"):
-            consent.withdraw(
-                subject,
-                key,
-                channel=scope or None if not scope.startswith("list:") else None,
-                list_name=scope[5:] if scope.startswith("list:") else None,
-                method="api",
-            )
+        if topic == "consent" and choice.state in GIVEN:
+            consent.withdraw(subject, key, method="api", **_scoped(scope))
             withdrawn.append(key)
     stopped = {
         what: _choose_one(reqs, subject, "opt_out", what, lambda s, w=what: consent.opt_out(s, w))

@@ -412,7 +412,8 @@ class Requests:
                 RequestKind(row.kind),
                 state,
                 now,
-                by="email_code",
+                # The code went to the address the request was made with (_code_channel).
+                by="phone_code" if row.identity_kind == "phone" else "email_code",
                 subject=row.identity_hash,
                 why="code",
             )
