@@ -250,6 +250,15 @@ def check_withdrawn(run: Run) -> None:
     assert not run.engine.consent.decide(f"email:{run.email}", "newsletter").allowed
 
 
+def check_objected(run: Run) -> None:
+    """An objection to a legitimate-interest purpose and to direct marketing: both recorded,
+    and both refused from then on, the newsletter the person had consented to included."""
+    recorded(("objection", "security"), ("objection", "*marketing"))(run)
+    who = f"email:{run.email}"
+    assert not run.engine.consent.decide(who, "security").allowed
+    assert not run.engine.consent.decide(who, "newsletter").allowed
+
+
 def check_explained(run: Run) -> None:
     nothing_changed(run)
     answer = run.engine.requests.show(run.ref).outcome["answer"]["automated_decisions"]
@@ -297,8 +306,9 @@ CASES: dict[str, Case] = {
     "restriction": Case(("records:restrict",), check_restricted),
     "objection": Case(
         ("records:object",),
-        recorded(("objection", "security"), ("objection", "*marketing")),
+        check_objected,
         params={"purposes": ["security"], "marketing": True},
+        before=give_newsletter,
     ),
     "withdraw_consent": Case(("records:withdraw",), check_withdrawn, before=give_newsletter),
     "opt_out_sale": Case(("records:opt_out",), recorded(("opt_out", "sale"), ("opt_out", "share"))),
@@ -409,3 +419,35 @@ def test_every_kind_end_to_end(
         assert value not in dumped, f"{value!r} is in the receipt"
 
     assert AuditLog(engine.store, engine.policy.key).verify().ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lawful/requests/execute.py plan(), withdraw_consent: reads only the purpose-wide "
+    "consent (scope ''), so consent given per channel or per list is reported 'not given' "
+    "and stays given",
+)
+def test_withdrawing_consent_given_per_channel_or_list(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    """The newsletter consented to by email and for the weekly list: a withdraw_consent
+    request withdraws both, and the newsletter is refused on either."""
+    _, email = a_customer(shop_url)
+    who = f"email:{email}"
+    engine.consent.give(who, "newsletter", channel="email", method="checkbox")
+    engine.consent.give(who, "newsletter", list_name="weekly", method="checkbox")
+    assert engine.consent.decide(who, "newsletter", channel="email").allowed
+    ref = submit_and_verify(engine.requests, sender, "withdraw_consent", email)
+    engine.requests.run_pending()
+    assert engine.requests.show(ref).state == "completed"
+    with engine.store.engine.connect() as conn:
+        states = conn.execute(
+            sa.text(
+                "SELECT s.scope, s.state FROM consent_state s "
+                "JOIN identities i ON i.subject_id = s.subject_id "
+                "WHERE i.hash = :h AND s.topic = 'consent' AND s.key = 'newsletter'"
+            ),
+            {"h": engine.keyring.hash(Identity.parse(who))},
+        ).all()
+    assert dict(states) == {"email": "withdrawn", "list:weekly": "withdrawn"}
+    assert not engine.consent.decide(who, "newsletter", channel="email").allowed
