@@ -451,3 +451,32 @@ def test_withdrawing_consent_given_per_channel_or_list(
         ).all()
     assert dict(states) == {"email": "withdrawn", "list:weekly": "withdrawn"}
     assert not engine.consent.decide(who, "newsletter", channel="email").allowed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lawful/requests/service.py Requests.verify: records verified_by='email_code' "
+    "whatever the channel, so a code sent by SMS is recorded, and signed in the receipt, "
+    "as an email code",
+)
+def test_a_code_sent_by_sms_is_what_the_receipt_says(
+    urls: tuple[str, str], shop_url: str, sender: MemorySender
+) -> None:
+    text = every_kind_policy_text().replace(
+        "verification: [email_code, signed_in]", "verification: [email_code, phone_code]"
+    )
+    loaded = load_policy_text(text, "shop-phone.yaml")
+    with Engine.open(
+        loaded, urls[0], keyring=Keyring.generate(), datasets=[SHOP_DATASET], sender=sender
+    ) as engine:
+        engine.requests.intake_floor = 0.0
+        (phone,) = shop_rows(shop_url, "SELECT phone FROM customers WHERE phone IS NOT NULL")[0]
+        intake = engine.requests.submit("access", f"phone:{phone}", jurisdiction="eu")
+        assert intake.code_sent_to == "phone"
+        body = sender.last(template="code").body
+        code = next(line.strip() for line in body.splitlines() if line.strip().isdigit())
+        engine.requests.verify(intake.ref, code)
+        engine.requests.run_pending()
+        view = engine.requests.show(intake.ref)
+        assert view.verified_by == "phone_code"
+        assert view.receipt is not None and view.receipt["verified_by"] == "phone_code"
