@@ -12,7 +12,9 @@ the one the `request.receipt` event chains; and the whole audit chain verifying.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -419,6 +421,17 @@ def test_every_kind_end_to_end(
         assert value not in dumped, f"{value!r} is in the receipt"
 
     assert AuditLog(engine.store, engine.policy.key).verify().ok
+
+    if kind in ("access", "portability"):
+        # The link in the person's message opens their copy (and that is logged too).
+        token = sender.last(to=email, template="package_ready").body.split("token=")[1].split()[0]
+        with zipfile.ZipFile(io.BytesIO(requests.download(token))) as zf:
+            data = json.loads(zf.read("data.json"))
+        (shop_data,) = data["datasets"]
+        customers = next(t for t in shop_data["tables"] if t["table"] == "customers")
+        assert [r["data"]["email"] for r in customers["rows"]] == [email]
+        assert request_events(engine, ref)[-1]["kind"] == "request.package_downloaded"
+        assert AuditLog(engine.store, engine.policy.key).verify().ok
 
 
 @pytest.mark.xfail(
