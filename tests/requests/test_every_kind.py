@@ -63,6 +63,7 @@ AUTOMATED = """    automated_decision:
       logic: A sign-in from a new country and device is held for a second factor
       human_review: true
 """
+PACKAGE_KINDS = ("access", "portability")
 NEW_LAST_NAME = "Rectified-Qx7"  # a value that must reach the shop and nothing else
 
 COMPLETE = "Your request is complete."
@@ -370,11 +371,13 @@ def test_every_kind_end_to_end(
     assert requests.show(ref).state == "in_progress"
     assert requests.run_pending() == 1
 
-    # The person: the status they read, and the message telling them the outcome.
+    # The person: the status they read, and the message telling them the outcome (for a
+    # copy of their data, the message with its link).
     view = requests.show(ref)
     assert view.state == case.state
     assert view.status == (PARTIAL if case.state == "partially_completed" else COMPLETE)
-    assert sender.last(to=email, template=case.state).body
+    told = "package_ready" if kind in PACKAGE_KINDS else case.state
+    assert sender.last(to=email, template=told).body
 
     # The company's data, and lawful's ledger, as the kind leaves them.
     case.check(run)
@@ -421,7 +424,7 @@ def test_every_kind_end_to_end(
 
     assert AuditLog(engine.store, engine.policy.key).verify().ok
 
-    if kind in ("access", "portability"):
+    if kind in PACKAGE_KINDS:
         # The link in the person's message opens their copy (and that is logged too).
         token = sender.last(to=email, template="package_ready").body.split("token=")[1].split()[0]
         with zipfile.ZipFile(io.BytesIO(requests.download(token))) as zf:
