@@ -6,7 +6,13 @@ files, checks them against the policy and the live schema, and finds, returns, c
 and erases a subject's rows in SQLite, PostgreSQL and MySQL/MariaDB, set-based.
 """
 
-from lawful.datasets.access import DatasetAccess, DatasetRectified, RectifyError, TableAccess
+from lawful.datasets.access import (
+    Correctable,
+    DatasetAccess,
+    DatasetRectified,
+    RectifyError,
+    TableAccess,
+)
 from lawful.datasets.connect import ConnectError
 from lawful.datasets.erase import DatasetErasure, ErasureFailed, TableOutcome
 from lawful.datasets.graph import Graph, build_graph
@@ -18,6 +24,7 @@ from lawful.datasets.traverse import Found, FoundTable, traverse
 
 __all__ = [
     "ConnectError",
+    "Correctable",
     "Dataset",
     "DatasetAccess",
     "DatasetErasure",

@@ -160,43 +160,106 @@ def validate_changes(graph: Graph, changes: dict[str, Any]) -> dict[str, dict[st
 
     Raises RectifyError naming every change that can't apply (and never the value).
     """
+    out, problems = check_changes(graph, changes)
+    if problems:
+        raise RectifyError("; ".join(f"{target}: {why}" for target, why in problems.items()))
+    return out
+
+
+def check_changes(
+    graph: Graph, changes: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each change checked: the converted ones as `{table: {column: value}}`, and what is
+    wrong with each other one, by its `table.column` (never quoting the value)."""
     out: dict[str, dict[str, Any]] = {}
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     for target, value in changes.items():
         table_name, _, column = target.partition(".")
-        plan = graph.tables.get(table_name)
-        if plan is None or not column:
-            guess = did_you_mean(table_name, graph.tables)
-            hint = f"; did you mean '{guess}.{column}'?" if guess and column else ""
-            problems.append(f"{target}: not a table.column of dataset {graph.key}{hint}")
+        why = not_rectifiable(graph, table_name, column)
+        if why is not None:
+            problems[target] = why
             continue
-        spec = plan.spec.columns.get(column)
-        if spec is None or not is_personal(spec.category):
-            personal = [c for c, s in plan.spec.columns.items() if is_personal(s.category)]
-            problems.append(
-                f"{target}: only annotated personal columns can be rectified; in {table_name}: "
-                f"{', '.join(personal) or 'none'}"
-            )
-            continue
-        linked = {c for link in plan.links for c in link.local} | set(plan.key)
-        linked |= {c for link in graph.incoming[table_name] for c in link.remote}
-        if column in linked:
-            problems.append(
-                f"{target}: a key or link column decides whose rows these are; it can't be rectified"
-            )
-            continue
+        plan = graph.tables[table_name]
         try:
             converted = _convert(plan.table.c[column], value)
             identity = plan.spec.identities.get(column)
             if identity is not None and converted is not None:
                 converted = normalise(identity.kind, str(converted))
         except (ValueError, IdentityError) as exc:
-            problems.append(f"{target}: {exc}")
+            problems[target] = str(exc)
             continue
         out.setdefault(table_name, {})[column] = converted
-    if problems:
-        raise RectifyError("; ".join(problems))
-    return out
+    return out, problems
+
+
+def not_rectifiable(graph: Graph, table_name: str, column: str) -> str | None:
+    """Why `table_name.column` can't be rectified, whatever the value; None if it can."""
+    plan = graph.tables.get(table_name)
+    if plan is None or not column:
+        guess = did_you_mean(table_name, graph.tables)
+        hint = f"; did you mean '{guess}.{column}'?" if guess and column else ""
+        return f"not a table.column of dataset {graph.key}{hint}"
+    spec = plan.spec.columns.get(column)
+    if spec is None or not is_personal(spec.category):
+        personal = [c for c, s in plan.spec.columns.items() if is_personal(s.category)]
+        return (
+            f"only annotated personal columns can be rectified; in {table_name}: "
+            f"{', '.join(personal) or 'none'}"
+        )
+    linked = {c for link in plan.links for c in link.local} | set(plan.key)
+    linked |= {c for link in graph.incoming[table_name] for c in link.remote}
+    if column in linked:
+        return "a key or link column decides whose rows these are; it can't be rectified"
+    return None
+
+
+@dataclass(frozen=True)
+class Correctable:
+    """A column a person may ask to have corrected, as a form offers it."""
+
+    dataset: str
+    table: str
+    column: str
+    category: str
+    label: str  # the column's description, or its name in words
+    table_label: str  # the table's description, or its name
+    identity: str | None  # the kind of identity it holds (email, phone...), if any
+    python_type: type | None
+    max_length: int | None
+    nullable: bool
+    subject_table: bool  # rows found by the person's identity, not through another table
+
+    @property
+    def target(self) -> str:
+        """How a rectification's `changes` name it: `dataset.table.column`."""
+        return f"{self.dataset}.{self.table}.{self.column}"
+
+
+def correctable_columns(graph: Graph) -> list[Correctable]:
+    """The columns `validate_changes` accepts, in the annotation's order."""
+    found = []
+    for name, plan in graph.tables.items():
+        for column, spec in plan.spec.columns.items():
+            if not_rectifiable(graph, name, column) is not None or column not in plan.table.c:
+                continue
+            identity = plan.spec.identities.get(column)
+            sql_column = plan.table.c[column]
+            found.append(
+                Correctable(
+                    dataset=graph.key,
+                    table=name,
+                    column=column,
+                    category=str(spec.category),
+                    label=spec.description or column.replace("_", " ").capitalize(),
+                    table_label=plan.spec.description or name.replace("_", " ").capitalize(),
+                    identity=str(identity.kind) if identity is not None else None,
+                    python_type=plan.python_types.get(column),
+                    max_length=getattr(sql_column.type, "length", None),
+                    nullable=bool(sql_column.nullable),
+                    subject_table=bool(plan.spec.identities),
+                )
+            )
+    return found
 
 
 def _convert(column: sa.Column[Any], value: Any) -> Any:

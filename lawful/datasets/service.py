@@ -14,9 +14,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from lawful.datasets.access import (
+    Correctable,
     DatasetAccess,
     DatasetRectified,
+    RectifyError,
     access_report,
+    check_changes,
+    correctable_columns,
     rectify_found,
     validate_changes,
 )
@@ -231,9 +235,26 @@ class Datasets:
             reports.append(self._read(key, work) if dry_run else self._write(key, work))
         return reports
 
-    def _split_changes(self, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        from lawful.datasets.access import RectifyError
+    def correctable(self) -> list[Correctable]:
+        """The columns a rectification may name, every dataset's (each reflected once)."""
+        return [c for key in self.loaded for c in correctable_columns(self.graph(key))]
 
+    def change_problems(self, changes: dict[str, Any]) -> dict[str, str]:
+        """What is wrong with each change, by its name as given (`table.column` or
+        `dataset.table.column`), without quoting the value; empty when all would apply."""
+        problems: dict[str, str] = {}
+        for target, value in changes.items():
+            try:
+                [(key, named)] = self._split_changes({target: value}).items()
+            except RectifyError as exc:
+                problems[target] = str(exc).removeprefix(f"{target}: ")
+                continue
+            _, found = check_changes(self.graph(key), named)
+            if found:  # one change, so at most one problem
+                problems[target] = next(iter(found.values()))
+        return problems
+
+    def _split_changes(self, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for target, value in changes.items():
             parts = target.split(".")

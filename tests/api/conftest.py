@@ -31,7 +31,7 @@ SHOP_POLICY = ROOT / "examples" / "shop" / "policy.yaml"
 CUSTOMERS = 12
 
 REQUESTS = """requests:
-  kinds: [access, portability, erasure, restriction, objection, withdraw_consent]
+  kinds: [access, portability, rectification, erasure, restriction, objection, withdraw_consent]
   verification: [email_code, signed_in]
   deadline:
     default: 1 month

@@ -234,6 +234,28 @@ def test_rectify_updates_own_rows_and_validates_first(
     ]
 
 
+def test_the_correctable_columns_are_those_rectify_takes(datasets: Datasets) -> None:
+    """What a form may offer to correct: each column rectify accepts (given a value of its
+    type), with what a form needs to show it; no column rectify refuses whatever the value."""
+    offered = {c.target: c for c in datasets.correctable()}
+    email, born = offered["forum.users.email"], offered["forum.profiles.born"]
+    assert (email.identity, email.subject_table, email.label) == ("email", True, "Email")
+    assert email.table_label == "Users" and email.max_length == 200
+    assert born.python_type is dt.date and not born.subject_table and born.identity is None
+    graph = datasets.graph("forum")
+    for name, plan in graph.tables.items():
+        for column in plan.columns:
+            target = f"forum.{name}.{column}"
+            refused = datasets.change_problems({target: "x"}).get(target, "")
+            whatever = "can't be rectified" in refused or "only annotated personal" in refused
+            assert (target in offered) is not whatever, (target, refused)
+    assert "forum.users.id" not in offered and "forum.users.name" in offered
+    assert datasets.change_problems({"forum.profiles.born": "1991-02-03"}) == {}
+    assert datasets.change_problems({"nowhere.users.name": "x"}) == {
+        "nowhere.users.name": "there is no dataset 'nowhere' (have: forum)"
+    }
+
+
 def test_an_accessor_link_with_release_unlink_is_cut(datasets: Datasets, db: sa.Connection) -> None:
     (bob,) = datasets.access(["email:bob@example.com"])
     shares = next(t for t in bob.tables if t.table == "shares")

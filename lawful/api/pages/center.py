@@ -7,6 +7,8 @@ channel and list through the signed link in every marketing message.
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +24,7 @@ from lawful.consent.unsubscribe import (
     UnsubscribeTokenError,
     read_token,
 )
+from lawful.datasets import ConnectError, Correctable, DatasetError
 from lawful.requests.service import RequestError, RequestView, UnknownRequest
 from lawful.requests.states import RequestState
 from lawful.subjects import Identity, IdentityError, registry
@@ -62,6 +65,75 @@ def channels(site: Site) -> list[str]:
     """The marketing channels the policy's purposes use."""
     policy = site.engine.policy
     return sorted({str(c) for p in policy.purposes.values() for c in p.channels})
+
+
+@dataclass(frozen=True)
+class CorrectionField:
+    """One input of the rectification part of the request form."""
+
+    target: str  # what the request's `changes` name: dataset.table.column
+    group: str  # the table, in words (the fieldset's legend)
+    label: str
+    type: str  # the input's type: text, email, tel, date
+    hint: str | None
+    maxlength: int | None
+
+    @property
+    def name(self) -> str:
+        return f"change:{self.target}"
+
+    @property
+    def id(self) -> str:
+        return "change-" + self.target.replace(".", "-")
+
+
+def _field(column: Correctable) -> CorrectionField:
+    kind, hint = "text", None
+    if column.identity == "email":
+        kind = "email"
+    elif column.identity == "phone":
+        kind = "tel"
+        hint = "With the country code, like +49 30 1234567."
+    elif column.python_type is dt.date:
+        kind, hint = "date", "Like 1990-12-31."
+    return CorrectionField(
+        target=column.target,
+        group=column.table_label,
+        label=column.label,
+        type=kind,
+        hint=hint,
+        maxlength=column.max_length,
+    )
+
+
+def correction_fields(site: Site) -> list[CorrectionField] | None:
+    """What a person may correct through the form: the personal columns of the tables that
+    identify them (their account's own details), which a rectification request accepts.
+    None when the databases can't be read right now."""
+    engine = site.engine
+    offered = {str(k) for k in engine.policy.requests.kinds}
+    if "rectification" not in offered or engine.datasets is None:
+        return []
+    try:
+        columns = engine.datasets.correctable()
+    except (ConnectError, DatasetError):
+        return None
+    return [_field(c) for c in columns if c.subject_table]
+
+
+def _grouped(fields: list[CorrectionField]) -> list[tuple[str, list[CorrectionField]]]:
+    """The fields by table, in the annotation's order: (the table in words, its fields)."""
+    groups: dict[str, tuple[str, list[CorrectionField]]] = {}
+    for f in fields:
+        groups.setdefault(f.target.rsplit(".", 1)[0], (f.group, []))[1].append(f)
+    return list(groups.values())
+
+
+def _for_people(problem: str) -> str:
+    """A library's wording of a bad value, as the form's reader sees it (a field)."""
+    return _sentence(
+        problem.replace("the column", "this field").replace("this column", "this field")
+    )
 
 
 def center_app(site: Site) -> FastAPI:
@@ -115,7 +187,13 @@ def center_app(site: Site) -> FastAPI:
     # -- requests ------------------------------------------------------------------------
 
     def form_page(
-        request: Request, values: dict[str, Any], errors: list[str], status: int
+        request: Request,
+        values: dict[str, Any],
+        errors: list[str],
+        status: int,
+        *,
+        corrections: list[CorrectionField] | None,
+        field_errors: dict[str, str] | None = None,
     ) -> Response:
         return site.render(
             request,
@@ -124,16 +202,20 @@ def center_app(site: Site) -> FastAPI:
                 "kinds": kinds(site),
                 "jurisdictions": list(policy.jurisdictions),
                 "recipients": sorted(policy.recipients),
-                "values": values,
+                "corrections": _grouped(corrections or []),
+                "corrections_unavailable": corrections is None,
+                "values": {"changes": {}, **values},
                 "errors": errors,
+                "field_errors": field_errors or {},
             },
             status=status,
         )
 
     @app.get("/requests/new")
-    def new_request(request: Request, kind: str | None = None) -> Response:
+    async def new_request(request: Request, kind: str | None = None) -> Response:
         site.limit(request, "read")
-        return form_page(request, {"kind": kind}, [], 200)
+        corrections = await _in_thread(correction_fields, site)
+        return form_page(request, {"kind": kind}, [], 200, corrections=corrections)
 
     @app.post("/requests/new")
     async def submit_request(request: Request) -> Response:
@@ -160,9 +242,35 @@ def center_app(site: Site) -> FastAPI:
             params["marketing"] = True
         if kind == "restrict_recipients":
             params["recipients"] = [r for r in form.get("recipients", []) if r]
-        shown = {"kind": kind, "email": email, "jurisdiction": jurisdiction or ""}
+        corrections = await _in_thread(correction_fields, site)
+        typed = {f.name: values.get(f.name, "") for f in corrections or []}
+        shown = {"kind": kind, "email": email, "jurisdiction": jurisdiction or "", "changes": typed}
+        field_errors: dict[str, str] = {}
+        if kind == "rectification":
+            changes = {f.target: typed[f.name].strip() for f in corrections or []}
+            changes = {target: value for target, value in changes.items() if value}
+            if corrections is None:
+                errors.append(
+                    "We can't show what you may correct right now. Please try again later, "
+                    "or write to us at the address below."
+                )
+            elif not changes:
+                errors.append(
+                    "Say what to correct: fill in the right value of at least one field under "
+                    "“What should we correct?”."
+                )
+            else:
+                assert engine.datasets is not None
+                problems = await _in_thread(engine.datasets.change_problems, changes)
+                for f in corrections:
+                    if f.target in problems:
+                        field_errors[f.id] = _for_people(problems[f.target])
+                        errors.append(f"{f.label} ({f.group}): {field_errors[f.id]}")
+            params["changes"] = changes
         if errors or identity is None:
-            return form_page(request, shown, errors, 400)
+            return form_page(
+                request, shown, errors, 400, corrections=corrections, field_errors=field_errors
+            )
         try:
             intake = await _in_thread(
                 requests.submit,
@@ -174,7 +282,7 @@ def center_app(site: Site) -> FastAPI:
             )
         except RequestError as exc:
             # The library's message says what is wrong with the request, never who it is.
-            return form_page(request, shown, [_sentence(str(exc))], 400)
+            return form_page(request, shown, [_sentence(str(exc))], 400, corrections=corrections)
         return RedirectResponse(f"{PREFIX}/requests/{intake.ref}/verify", status_code=303)
 
     def verify_page(
@@ -370,4 +478,4 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
-__all__ = ["KIND_LABELS", "center_app"]
+__all__ = ["KIND_LABELS", "CorrectionField", "center_app", "correction_fields"]

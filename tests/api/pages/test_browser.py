@@ -195,6 +195,42 @@ def test_erasure_from_the_privacy_center_to_completion(served: Served, page: Any
     assert served.shop("SELECT id FROM customers WHERE email = :e", e=address) == []
 
 
+def test_rectification_from_the_privacy_center(served: Served, page: Any) -> None:
+    """A person corrects their last name and phone with the form (no JavaScript): a wrong
+    phone comes back named, with what they typed kept; the corrected form goes through."""
+    customer, address, first_name = served.shop(
+        "SELECT id, email, first_name FROM customers ORDER BY id"
+    )[2]
+    page.goto(f"{served.base}/privacy/")
+    page.get_by_role("link", name="Correct my data").click()
+    assert page.get_by_label("Correct my data").is_checked()
+    page.get_by_label("Last name", exact=True).fill("Browser-Corrected")
+    page.get_by_label("Phone", exact=True).fill("030 1234567")
+    page.get_by_label("Your email address").fill(address)
+    page.get_by_role("button", name="Send the request").click()
+
+    alert = page.get_by_role("alert")
+    assert "Phone (Customer accounts): The phone number has no country code" in alert.inner_text()
+    assert page.get_by_label("Phone", exact=True).get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Last name", exact=True).input_value() == "Browser-Corrected"
+    assert served.sql("SELECT id FROM requests") == []  # nothing taken
+
+    page.get_by_label("Phone", exact=True).fill("+49 30 1234567")
+    page.get_by_role("button", name="Send the request").click()
+    page.wait_for_url(re.compile(r"/privacy/requests/[0-9a-f]{32}/verify$"))
+    ref = page.url.split("/")[-2]
+    page.get_by_label("Code").fill(served.code_for(address))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{served.base}/privacy/requests/{ref}")
+
+    served.engine.requests.run_pending()
+    page.reload()
+    assert page.get_attribute("#status", "data-state") == "completed"
+    assert served.shop(
+        "SELECT first_name, last_name, phone FROM customers WHERE id = :c", c=customer
+    ) == [(first_name, "Browser-Corrected", "+49301234567")]
+
+
 def test_one_click_unsubscribe(served: Served, page: Any) -> None:
     address = served.shop("SELECT email FROM customers ORDER BY id")[1][0]
     headers = served.engine.consent.unsubscribe_headers(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,3 +272,141 @@ def test_kind_parameters_reach_the_request(sqlite_api: Api) -> None:
     assert sqlite_api.engine.requests.params(
         sqlite_api.sql("SELECT * FROM requests WHERE ref = :r", r=ref)[0]
     ) == {"marketing": True}
+
+
+# --- rectification: the fields a person may correct --------------------------------------
+
+CUSTOMER_FIELDS = {
+    "shop.customers.email": "email",
+    "shop.customers.phone": "tel",
+    "shop.customers.first_name": "text",
+    "shop.customers.last_name": "text",
+    "shop.customers.birth_date": "date",
+}
+SAMPLES = {"email": "right@example.com", "tel": "+49 30 1234567", "date": "1990-12-31"}
+FIELD = re.compile(r'<input type="([a-z]+)" name="change:([^"]+)" id="([^"]+)"')
+
+
+def _customer(api: Api, n: int) -> tuple[int, str, tuple[Any, ...]]:
+    """A customer's id, email, and (first name, last name, phone, birth date)."""
+    row = api.shop(
+        "SELECT id, email, first_name, last_name, phone, birth_date FROM customers ORDER BY id"
+    )[n]
+    return row[0], row[1], tuple(row[2:])
+
+
+def _details(api: Api, customer: int) -> tuple[Any, ...]:
+    rows = api.shop(
+        "SELECT first_name, last_name, phone, birth_date FROM customers WHERE id = :c",
+        c=customer,
+    )
+    return tuple(rows[0])
+
+
+def test_the_rectification_form_offers_what_may_be_corrected(sqlite_api: Api) -> None:
+    """Labelled inputs for the personal columns of the tables that identify the person,
+    each of a type that fits; never a key, a link or a system column; every one a field
+    the request accepts."""
+    html = sqlite_api.client.get("/privacy/requests/new", params={"kind": "rectification"}).text
+    assert 'id="kind-rectification" value="rectification" checked' in html
+    assert "<legend>What should we correct?</legend>" in html
+    assert "<legend>Customer accounts</legend>" in html
+    offered = {target: kind for kind, target, _ in FIELD.findall(html)}
+    assert {t: k for t, k in offered.items() if ".customers." in t} == CUSTOMER_FIELDS
+    for target in offered:
+        table = target.split(".")[1]
+        assert table in ("customers", "agents", "newsletter_subscriptions"), target
+    for column in ("id", "address_id", "created_at", "last_login_at"):
+        assert f"shop.customers.{column}" not in offered
+    for _, _, field_id in FIELD.findall(html):
+        assert f'<label for="{field_id}">' in html
+    # Every field offered is one a rectification request takes, with a value of its type.
+    datasets = sqlite_api.engine.datasets
+    assert datasets is not None
+    values = {target: SAMPLES.get(kind, "Corrected") for target, kind in offered.items()}
+    assert datasets.change_problems(values) == {}
+
+
+def test_a_rectification_from_the_form_corrects_the_shop(api: Api) -> None:
+    customer, email, (first, last, _, born) = _customer(api, 5)
+    assert last != "Corrected-Name"
+    answer = post(
+        api,
+        "/privacy/requests/new",
+        {
+            "kind": "rectification",
+            "email": email,
+            "change:shop.customers.last_name": "  Corrected-Name ",
+            "change:shop.customers.phone": "+49 30 1234567",
+            "change:shop.customers.first_name": "",  # left empty: left alone
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    ref = REQUEST_PATH.match(answer.headers["location"]).group(1)  # type: ignore[union-attr]
+    [row] = api.sql("SELECT * FROM requests WHERE ref = :r", r=ref)
+    assert row.kind == "rectification" and row.channel == "privacy_center"
+    assert api.engine.requests.params(row) == {
+        "changes": {
+            "shop.customers.last_name": "Corrected-Name",
+            "shop.customers.phone": "+49 30 1234567",
+        }
+    }
+    post(api, f"/privacy/requests/{ref}/verify", {"code": code_for(api.sender, email)})
+    api.engine.requests.run_pending()
+    status = api.client.get(f"/privacy/requests/{ref}")
+    assert 'data-state="completed"' in status.text
+    # What was filled in changed (the phone as lawful normalises it); nothing else did.
+    assert _details(api, customer) == (first, "Corrected-Name", "+49301234567", born)
+
+
+def test_rectification_errors_name_the_field_and_nothing_is_taken(sqlite_api: Api) -> None:
+    customer, email, details = _customer(sqlite_api, 6)
+    before = len(sqlite_api.sql("SELECT id FROM requests"))
+    bad = post(
+        sqlite_api,
+        "/privacy/requests/new",
+        {
+            "kind": "rectification",
+            "email": email,
+            "change:shop.customers.last_name": "Would-Be-Name",
+            "change:shop.customers.birth_date": "31/02/1990",
+            "change:shop.customers.phone": "12345",
+        },
+    )
+    assert bad.status_code == 400
+    start = bad.text.index('role="alert"')
+    alert = bad.text[start : bad.text.index("</div>", start)]
+    assert "Birth date (Customer accounts): The value is not a valid date for this field." in alert
+    assert "Phone (Customer accounts): The phone number has no country code" in alert
+    assert "Last name" not in alert  # nothing wrong with it
+    # Each bad field says so next to it, and keeps what was typed, as does the good one.
+    assert (
+        'aria-describedby="change-shop-customers-birth_date-hint change-shop-customers-birth_date-error" aria-invalid="true"'
+        in bad.text
+    )
+    assert '<p class="error" id="change-shop-customers-phone-error">' in bad.text
+    assert 'value="31/02/1990"' in bad.text and 'value="Would-Be-Name"' in bad.text
+    assert 'id="kind-rectification" value="rectification" checked' in bad.text
+    # Nothing half-applied: no request, the shop as it was.
+    assert len(sqlite_api.sql("SELECT id FROM requests")) == before
+    assert _details(sqlite_api, customer) == details
+
+    empty = post(sqlite_api, "/privacy/requests/new", {"kind": "rectification", "email": email})
+    assert empty.status_code == 400 and "Say what to correct" in empty.text
+    both = post(
+        sqlite_api,
+        "/privacy/requests/new",
+        {"kind": "rectification", "email": "nope", "change:shop.customers.birth_date": "soon"},
+    )
+    assert both.status_code == 400
+    assert "Enter your email address" in both.text and "Birth date (Customer accounts)" in both.text
+    assert len(sqlite_api.sql("SELECT id FROM requests")) == before
+
+
+def test_correction_fields_are_only_for_a_rectification(sqlite_api: Api) -> None:
+    email = customer_email(sqlite_api, 7)
+    ref = _submit(
+        sqlite_api, email, kind="access", **{"change:shop.customers.last_name": "Ignored"}
+    )
+    [row] = sqlite_api.sql("SELECT * FROM requests WHERE ref = :r", r=ref)
+    assert sqlite_api.engine.requests.params(row) == {}
