@@ -729,7 +729,7 @@ class Jobs:
             if run is not None:
                 k, fn = run
                 assert isinstance(fn, InStore)
-                known = [done.get(n, st) for n, st in enumerate(recorded)]
+                known = [done.get(st.seq, st) for st in recorded]  # done is by seq
                 try:
                     outcome = fn(conn, known)
                 except Exception as exc:

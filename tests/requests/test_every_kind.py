@@ -436,12 +436,6 @@ def test_every_kind_end_to_end(
         assert AuditLog(engine.store, engine.policy.key).verify().ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lawful/requests/execute.py plan(), withdraw_consent: reads only the purpose-wide "
-    "consent (scope ''), so consent given per channel or per list is reported 'not given' "
-    "and stays given",
-)
 def test_withdrawing_consent_given_per_channel_or_list(
     engine: Engine, sender: MemorySender, shop_url: str
 ) -> None:
@@ -468,12 +462,6 @@ def test_withdrawing_consent_given_per_channel_or_list(
     assert not engine.consent.decide(who, "newsletter", channel="email").allowed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lawful/requests/service.py Requests.verify: records verified_by='email_code' "
-    "whatever the channel, so a code sent by SMS is recorded, and signed in the receipt, "
-    "as an email code",
-)
 def test_a_code_sent_by_sms_is_what_the_receipt_says(
     urls: tuple[str, str], shop_url: str, sender: MemorySender
 ) -> None:

@@ -573,6 +573,29 @@ def test_each_step_is_started_once_and_finished_whatever_its_neighbours(
     assert (job.state, job.lease_owner) == (DONE, None)
 
 
+def test_a_closing_step_sees_every_step_once_as_recorded(store: Store, controller: int) -> None:
+    # With with_steps, an InStore step gets the job's steps as recorded: each once, the
+    # ones before it done with their results (here it runs in its predecessor's commit).
+    (rid,) = new_requests(store, controller)
+    queue(store, controller, rid)
+    jobs = Jobs(store)
+    seen: list[tuple[str, str, Any]] = []
+
+    def close(conn: Connection, steps: list[Any]) -> dict[str, Any]:
+        seen.extend((st.name, st.state, st.result) for st in steps)
+        return {"closed": True}
+
+    claim = jobs.claim()
+    assert claim is not None
+    steps = [("a", Counted()), ("b", Counted()), ("close", InStore(close, with_steps=True))]
+    assert jobs.run(claim, steps).state == DONE
+    assert seen == [
+        ("a", "done", {"call": 1}),
+        ("b", "done", {"call": 1}),
+        ("close", "pending", None),
+    ]
+
+
 def test_an_in_store_step_that_fails_after_a_plain_one_is_the_one_that_failed(
     store: Store, controller: int
 ) -> None:
