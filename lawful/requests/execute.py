@@ -9,9 +9,9 @@ with its receipt and the receipt's audit event.
 | kind | steps |
 | --- | --- |
 | confirm | datasets:find |
-| access, portability | package |
-| erasure, account_closure | dataset:KEY:erase (each dataset), records:close, proof |
-| rectification | dataset:rectify |
+| access, portability | package (and package:send, to another controller) |
+| erasure, account_closure | dataset:KEY:plan and dataset:KEY:erase (each dataset), records:close, recipients:notify (with a disclosure log), proof |
+| rectification | dataset:rectify, recipients:notify (with a disclosure log) |
 | restriction | records:restrict |
 | objection | records:object |
 | withdraw_consent | records:withdraw |
@@ -600,6 +600,9 @@ def close(reqs: Requests, conn: Connection, row: Any, done: list[JobStep]) -> di
         "completed_at": now.isoformat(),
         "state": final.value,
         "policy_version": row.policy_version,
+        # Who acted, when not the person: an agent or a parent (their proof is in the
+        # request's record, hashed).
+        "on_behalf": (row.on_behalf or {}).get("role"),
         "steps": [
             {
                 "name": s.name,

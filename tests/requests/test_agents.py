@@ -76,6 +76,7 @@ def test_an_authorised_agent_erases_for_a_customer(
         view = requests.show(ref)
         assert view.state in ("completed", "partially_completed")
         assert requests.check_receipt(ref)
+        assert view.receipt is not None and view.receipt["on_behalf"] == "agent"
         assert shop_rows(
             shop_url, "SELECT first_name FROM customers WHERE id = :c", c=customer
         ) == [("erased",)]

@@ -412,6 +412,7 @@ def test_every_kind_end_to_end(
     assert receipt is not None
     assert receipt["request"] == ref and receipt["kind"] == kind
     assert receipt["state"] == case.state and receipt["verified_by"] == "email_code"
+    assert receipt["on_behalf"] is None  # the person asked for themselves
     assert [s["name"] for s in receipt["steps"]] == list(case.steps)
     assert all(s["finished_at"] for s in receipt["steps"])
     assert requests.check_receipt(ref)

@@ -232,12 +232,15 @@ def test_expired_lease_lets_another_worker_take_over_and_fences_the_first(
 def test_an_expired_lease_fences_even_before_a_takeover(store: Store, controller: int) -> None:
     (rid,) = new_requests(store, controller)
     queue(store, controller, rid)
-    jobs = Jobs(store, lease=timedelta(milliseconds=300))
+    # The worker's own clock, moved by hand: a slow machine can't expire the lease early.
+    now = [datetime.now(UTC)]
+    jobs = Jobs(store, lease=timedelta(milliseconds=300), clock=lambda: now[0])
     claim = jobs.claim()
     assert claim is not None
+    now[0] += timedelta(milliseconds=100)
     jobs.steps(claim, ["only"])
-    claim = jobs.renew(claim)
-    time.sleep(0.5)
+    claim = jobs.renew(claim)  # until +400 ms
+    now[0] += timedelta(milliseconds=400)
     with pytest.raises(LeaseLost):
         jobs.finish_step(claim, 1, {})
     assert steps_rows(store, rid)[0].state == "pending"
