@@ -20,14 +20,13 @@ import sqlalchemy as sa
 
 from lawful.audit import AuditLog
 from lawful.engine import Engine
-from lawful.policy import load_policy_text
 from lawful.requests.messages import MemorySender
 from lawful.requests.verify import OnBehalf, OnBehalfError
-from lawful.subjects import Identity, Keyring
+from lawful.subjects import Identity
 from tests.requests import test_requests as shop
 from tests.requests.test_requests import (
-    SHOP_DATASET,
     a_customer,
+    shop_engine,
     shop_policy_text,
     shop_rows,
     submit_and_verify,
@@ -48,12 +47,8 @@ def opened(store_url: str, sender: MemorySender, *, agents: bool) -> Iterator[En
     text = shop_policy_text().replace(
         "  verification:", f"  authorised_agents: {str(agents).lower()}\n  verification:", 1
     )
-    loaded = load_policy_text(text, "shop-policy.yaml")
-    assert loaded.policy.requests.authorised_agents is agents
-    with Engine.open(
-        loaded, store_url, keyring=Keyring.generate(), datasets=[SHOP_DATASET], sender=sender
-    ) as engine:
-        engine.requests.intake_floor = 0.0
+    with shop_engine(store_url, sender, text) as engine:
+        assert engine.policy.requests.authorised_agents is agents
         yield engine
 
 

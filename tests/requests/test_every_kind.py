@@ -27,13 +27,13 @@ from lawful.engine import Engine
 from lawful.policy import load_policy_text
 from lawful.policy.vocabulary import RequestKind
 from lawful.requests.messages import MemorySender
-from lawful.subjects import Identity, Keyring
+from lawful.subjects import Identity
 from tests.requests import test_requests as shop
 from tests.requests.test_requests import (
-    SHOP_DATASET,
     SHOP_POLICY,
     TAXED,
     a_customer,
+    shop_engine,
     shop_rows,
     submit_and_verify,
 )
@@ -83,11 +83,7 @@ def every_kind_policy_text() -> str:
 
 @pytest.fixture
 def engine(urls: tuple[str, str], shop_url: str, sender: MemorySender) -> Iterator[Engine]:
-    loaded = load_policy_text(every_kind_policy_text(), "shop-every-kind.yaml")
-    with Engine.open(
-        loaded, urls[0], keyring=Keyring.generate(), datasets=[SHOP_DATASET], sender=sender
-    ) as opened:
-        opened.requests.intake_floor = 0.0
+    with shop_engine(urls[0], sender, every_kind_policy_text(), "shop-every-kind.yaml") as opened:
         yield opened
 
 
@@ -469,11 +465,7 @@ def test_a_code_sent_by_sms_is_what_the_receipt_says(
     text = every_kind_policy_text().replace(
         "verification: [email_code, signed_in]", "verification: [email_code, phone_code]"
     )
-    loaded = load_policy_text(text, "shop-phone.yaml")
-    with Engine.open(
-        loaded, urls[0], keyring=Keyring.generate(), datasets=[SHOP_DATASET], sender=sender
-    ) as engine:
-        engine.requests.intake_floor = 0.0
+    with shop_engine(urls[0], sender, text, "shop-phone.yaml") as engine:
         (phone,) = shop_rows(shop_url, "SELECT phone FROM customers WHERE phone IS NOT NULL")[0]
         intake = engine.requests.submit("access", f"phone:{phone}", jurisdiction="eu")
         assert intake.code_sent_to == "phone"

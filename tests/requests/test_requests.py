@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,23 @@ def sender() -> MemorySender:
     return MemorySender()
 
 
+@contextmanager
+def shop_engine(
+    store_url: str, sender: MemorySender, text: str, name: str = "shop-policy.yaml"
+) -> Iterator[Engine]:
+    """lawful on the shop example under the policy `text`, messages kept in `sender`, no
+    intake floor (tests of timing set it themselves)."""
+    loaded = load_policy_text(text, name)
+    with Engine.open(
+        loaded, store_url, keyring=Keyring.generate(), datasets=[SHOP_DATASET], sender=sender
+    ) as opened:
+        opened.requests.intake_floor = 0.0
+        yield opened
+
+
 @pytest.fixture
 def engine(urls: tuple[str, str], shop_url: str, sender: MemorySender) -> Iterator[Engine]:
-    loaded = load_policy_text(shop_policy_text(), "shop-policy.yaml")
-    with Engine.open(
-        loaded, urls[0], keyring=Keyring.generate(), datasets=[SHOP_DATASET], sender=sender
-    ) as opened:
-        opened.requests.intake_floor = 0.0  # tests of timing set it themselves
+    with shop_engine(urls[0], sender, shop_policy_text()) as opened:
         yield opened
 
 

@@ -156,6 +156,18 @@ def page(served: Served) -> Iterator[Any]:
             browser.close()
 
 
+def send_and_confirm(served: Served, page: Any, address: str) -> str:
+    """Send the filled request form, type the code mailed to `address`; the request's ref
+    (the page is then its status page)."""
+    page.get_by_role("button", name="Send the request").click()
+    page.wait_for_url(re.compile(r"/privacy/requests/[0-9a-f]{32}/verify$"))
+    ref = page.url.split("/")[-2]
+    page.get_by_label("Code").fill(served.code_for(address))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{served.base}/privacy/requests/{ref}")
+    return ref
+
+
 def test_erasure_from_the_privacy_center_to_completion(served: Served, page: Any) -> None:
     address = served.shop("SELECT email FROM customers ORDER BY id")[0][0]
     page.goto(f"{served.base}/privacy/")
@@ -168,13 +180,7 @@ def test_erasure_from_the_privacy_center_to_completion(served: Served, page: Any
     page.get_by_role("link", name="Delete my data").click()
     assert page.get_by_label("Delete my data").is_checked()
     page.get_by_label("Your email address").fill(address)
-    page.get_by_role("button", name="Send the request").click()
-    page.wait_for_url(re.compile(r"/privacy/requests/[0-9a-f]{32}/verify$"))
-    ref = page.url.split("/")[-2]
-
-    page.get_by_label("Code").fill(served.code_for(address))
-    page.get_by_role("button", name="Confirm").click()
-    page.wait_for_url(f"{served.base}/privacy/requests/{ref}")
+    ref = send_and_confirm(served, page, address)
     assert page.get_attribute("#status", "data-state") == "awaiting_approval"
 
     # The privacy team approves it in the console (erasure needs approval here).
@@ -216,12 +222,7 @@ def test_rectification_from_the_privacy_center(served: Served, page: Any) -> Non
     assert served.sql("SELECT id FROM requests") == []  # nothing taken
 
     page.get_by_label("Phone", exact=True).fill("+49 30 1234567")
-    page.get_by_role("button", name="Send the request").click()
-    page.wait_for_url(re.compile(r"/privacy/requests/[0-9a-f]{32}/verify$"))
-    ref = page.url.split("/")[-2]
-    page.get_by_label("Code").fill(served.code_for(address))
-    page.get_by_role("button", name="Confirm").click()
-    page.wait_for_url(f"{served.base}/privacy/requests/{ref}")
+    send_and_confirm(served, page, address)
 
     served.engine.requests.run_pending()
     page.reload()
