@@ -71,7 +71,6 @@ def check_params(reqs: Requests, kind: RequestKind, params: dict[str, Any]) -> d
         K.withdraw_consent: {"purposes"},
         K.restrict_recipients: {"recipients"},
         K.explain_decision: {"purpose"},
-        K.opt_out_sale: {"share"},
         K.portability: {"send_to"},
     }.get(kind, set())
     unknown = sorted(set(params) - allowed)

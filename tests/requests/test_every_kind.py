@@ -27,6 +27,7 @@ from lawful.engine import Engine
 from lawful.policy import load_policy_text
 from lawful.policy.vocabulary import RequestKind
 from lawful.requests.messages import MemorySender
+from lawful.requests.service import RequestError
 from lawful.subjects import Identity
 from tests.requests import test_requests as shop
 from tests.requests.test_requests import (
@@ -476,3 +477,9 @@ def test_a_code_sent_by_sms_is_what_the_receipt_says(
         view = engine.requests.show(intake.ref)
         assert view.verified_by == "phone_code"
         assert view.receipt is not None and view.receipt["verified_by"] == "phone_code"
+
+
+def test_an_opt_out_is_of_sale_and_sharing_both(engine: Engine) -> None:
+    """A parameter that would narrow an opt-out is refused, not silently ignored."""
+    with pytest.raises(RequestError, match=r"takes no parameter share \(it takes: none\)"):
+        engine.requests.submit("opt_out_sale", "email:a@example.com", params={"share": False})
