@@ -31,6 +31,7 @@ reasons, never messages that could hold personal data.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -45,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -369,11 +370,9 @@ class Jobs:
                 }
                 for seq, name in enumerate(names, start=1)
             ]
-            # Every row in one statement, built once per number of steps.
-            params = {f"{k}_{n}": v for n, row in enumerate(fresh) for k, v in row.items()}
-            inserted = conn.execute(_insert_steps(conn.dialect.name, len(fresh)), params).all()
+            inserted = _insert_steps(conn, fresh)
             if len(inserted) == len(names):
-                return sorted((_step(row) for row in inserted), key=lambda st: st.seq)
+                return sorted(inserted, key=lambda st: st.seq)
             steps = _steps(conn, claim.request_id)
             recorded = [step.name for step in steps]
             if recorded != names:
@@ -1157,20 +1156,40 @@ def _bound(value: Any, column: str) -> Any:
     return sa.literal(value, request_steps.c[column].type) if value is not None else sa.null()
 
 
-@functools.cache
-def _insert_steps(dialect: str, count: int) -> Any:
-    """The INSERT of a job's `count` steps (params <column>_<n>, n from 0) that leaves steps
-    already recorded alone, and returns only the rows it inserted."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    s = request_steps.c
-    columns = ("request_id", "seq", "name", "state", "attempts", "started_at")
-    rows = [{c: sa.bindparam(f"{c}_{n}", type_=s[c].type) for c in columns} for n in range(count)]
-    return (
-        module.insert(request_steps)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(*request_steps.c)
-    )
+# PostgreSQL: the steps as arrays, one row each by unnest; a statement of one shape,
+# whatever the number of steps. Plain SQL: SQLAlchemy compiles a multi-row VALUES anew
+# on every call (milliseconds), and this runs for every job.
+_PG_INSERT_STEPS = """
+INSERT INTO request_steps (request_id, seq, name, state, attempts, started_at)
+SELECT %(request_id)s, s.seq, s.name, %(state)s, s.attempts, s.started_at
+FROM unnest(%(seqs)s::integer[], %(names)s::text[], %(attempts)s::integer[],
+            %(started)s::timestamptz[]) AS s(seq, name, attempts, started_at)
+ON CONFLICT DO NOTHING
+RETURNING request_id, seq, name, state, attempts, started_at, finished_at, result
+"""
+
+
+def _insert_steps(conn: Connection, rows: list[dict[str, Any]]) -> list[Step]:
+    """Insert a job's steps in one statement, leaving steps already recorded alone; the
+    rows it inserted."""
+    if conn.dialect.name == "postgresql":
+        params = {
+            "request_id": rows[0]["request_id"],
+            "state": PENDING,
+            "seqs": [row["seq"] for row in rows],
+            "names": [row["name"] for row in rows],
+            "attempts": [row["attempts"] for row in rows],
+            "started": [row["started_at"] for row in rows],
+        }
+        # Plain SQL gives times in the server's time zone: in UTC, as the column type does.
+        return [
+            dataclasses.replace(
+                step, started_at=step.started_at and step.started_at.astimezone(UTC)
+            )
+            for step in map(_step, conn.exec_driver_sql(_PG_INSERT_STEPS, params))
+        ]
+    statement = sqlite.insert(request_steps).values(rows).on_conflict_do_nothing()
+    return [_step(row) for row in conn.execute(statement.returning(*request_steps.c))]
 
 
 def _steps(conn: Connection, request_id: int) -> list[Step]:

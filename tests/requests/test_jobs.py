@@ -268,6 +268,24 @@ def test_steps_are_recorded_once_and_cannot_change(store: Store, controller: int
     assert len(steps_rows(store, rid)) == 2
 
 
+def test_the_first_step_can_start_as_the_steps_are_recorded(store: Store, controller: int) -> None:
+    (rid,) = new_requests(store, controller)
+    queue(store, controller, rid)
+    jobs = Jobs(store)
+    claim = jobs.claim()
+    assert claim is not None
+    before = datetime.now(UTC)
+    first, second = jobs.steps(claim, ["a", "b"], start_first=True)
+    assert (first.attempts, second.attempts, second.started_at) == (1, 0, None)
+    # In UTC, as every time lawful reads back, and now.
+    assert first.started_at is not None and first.started_at.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=5) <= first.started_at <= datetime.now(UTC)
+    assert [(r.attempts, r.started_at) for r in steps_rows(store, rid)] == [
+        (1, first.started_at),
+        (0, None),
+    ]
+
+
 def test_never_complete_while_a_step_is_not_done(store: Store, controller: int) -> None:
     (rid,) = new_requests(store, controller)
     queue(store, controller, rid)
