@@ -106,6 +106,9 @@ class RequestView:
         return out
 
 
+DELIVER_EVERY = 1.0  # seconds: how often a busy `run_pending` sends the queued messages
+
+
 @dataclass(frozen=True)
 class Intake:
     """What `submit` answers: the same shape whoever the identity belongs to."""
@@ -758,18 +761,32 @@ class Requests:
     # -- running -------------------------------------------------------------------------
 
     def run_pending(self, *, limit: int | None = None) -> int:
-        """Claim and run queued jobs until none is left (or `limit`); how many ran."""
+        """Claim and run queued jobs until none is left (or `limit`); how many ran.
+
+        The messages the jobs queue are sent when it returns, and at least every
+        `DELIVER_EVERY` seconds while it runs (not after each job: a busy worker sends
+        them in rounds)."""
+        from lawful.requests.execute import execute
+
         done = 0
-        while limit is None or done < limit:
-            claim = self.jobs.claim(controller_id=self.controller_id)
-            if claim is None:
-                break
-            self.execute(claim)
-            done += 1
+        delivered = time.monotonic()
+        try:
+            while limit is None or done < limit:
+                claim = self.jobs.claim(controller_id=self.controller_id)
+                if claim is None:
+                    break
+                execute(self, claim)
+                done += 1
+                if time.monotonic() - delivered >= DELIVER_EVERY:
+                    self._deliver()
+                    delivered = time.monotonic()
+        finally:
+            self._deliver()
         return done
 
     def execute(self, claim: job_queue.Claim) -> None:
-        """Carry out a claimed request, step by step (see lawful.requests.execute)."""
+        """Carry out a claimed request, step by step (see lawful.requests.execute), and
+        send the messages it queued."""
         from lawful.requests.execute import execute
 
         execute(self, claim)

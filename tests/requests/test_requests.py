@@ -20,7 +20,7 @@ from examples.shop.generate import generate
 from lawful.audit import AuditLog
 from lawful.engine import Engine
 from lawful.policy import load_policy_text
-from lawful.requests import package
+from lawful.requests import package, service
 from lawful.requests.messages import MemorySender
 from lawful.requests.service import RequestError, Requests
 from lawful.subjects import Keyring
@@ -810,3 +810,30 @@ def test_a_parent_asks_for_a_child(engine: Engine, sender: MemorySender, shop_ur
         if e.kind == "request.received" and e.data["ref"] == ref
     )  # fmt: skip
     assert received.data["on_behalf"] == "parent"
+
+
+@pytest.mark.parametrize("every", [0.0, 3600.0])
+def test_a_busy_worker_sends_the_messages_in_rounds(
+    engine: Engine,
+    sender: MemorySender,
+    shop_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    every: float,
+) -> None:
+    """run_pending sends what its jobs queued at least every DELIVER_EVERY seconds, and
+    everything when it returns."""
+    monkeypatch.setattr(service, "DELIVER_EVERY", every)
+    emails = [row[0] for row in shop_rows(shop_url, "SELECT email FROM customers ORDER BY id")[:2]]
+    refs = [submit_and_verify(engine.requests, sender, "access", e) for e in emails]
+    ready_at_claim: list[int] = []
+    claim = engine.requests.jobs.claim
+
+    def counting_claim(**kw: Any) -> Any:
+        ready_at_claim.append(len([m for m in sender.sent if m.template == "package_ready"]))
+        return claim(**kw)
+
+    monkeypatch.setattr(engine.requests.jobs, "claim", counting_claim)
+    assert engine.requests.run_pending() == 2
+    # Claims: the first job's, the second's, the one finding the queue empty.
+    assert ready_at_claim == ([0, 1, 2] if every == 0.0 else [0, 0, 0])
+    assert {m.request_ref for m in sender.sent if m.template == "package_ready"} == set(refs)
