@@ -18,7 +18,7 @@ import typer
 from lawful import __version__
 from lawful.audit import AuditLog
 from lawful.engine import Engine, policy_path, store_url
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption, open_engine
 from lawful.options import print_json as _print_json
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -269,11 +269,7 @@ def policy_diff(
 
 
 def _open_engine(policy: Path | None, store: str | None) -> Engine:
-    path = _existing(policy_path(policy))
-    try:
-        return Engine.open(_load_or_exit(path), store_url(store))
-    except StoreError as exc:
-        _refuse(str(exc))
+    return open_engine(policy, store)
 
 
 @policy_app.command("load")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from lawful.engine import Engine
 
 # Typer's rich help treats "[...]" as markup, so defaults are written "(default: ...)".
 PolicyOption = Annotated[
@@ -69,3 +72,33 @@ def dataset_files(options: list[Path] | None) -> list[Path]:
         if not path.exists():
             usage(f"{path}: no such file (draft an annotation with `lawful scan DB_URL -o {path}`)")
     return list(options)
+
+
+def open_engine(
+    policy: Path | None,
+    store: str | None,
+    *,
+    keyring: Path | None = None,
+    datasets: list[Path] | None = None,
+    messages: bool = False,
+    **options: Any,
+) -> Engine:
+    """The Engine a command runs on: the policy (`--policy`) loaded, a bad one exiting 2;
+    the `datasets` files (from `dataset_files`); with `messages`, the mail sender from the
+    environment (a bad setting exits 2); the store opened, exiting 1 when it can't be.
+    `options` go to `Engine.open` as they are (decision_logging, ...)."""
+    from lawful.cli import _existing, _load_or_exit
+    from lawful.engine import Engine, policy_path, store_url
+    from lawful.requests.messages import sender_from_env
+    from lawful.store import StoreError
+
+    loaded = _load_or_exit(_existing(policy_path(policy)))
+    if messages:
+        try:
+            options["sender"] = sender_from_env()
+        except ValueError as exc:
+            usage(str(exc))
+    try:
+        return Engine.open(loaded, store_url(store), keyring=keyring, datasets=datasets, **options)
+    except StoreError as exc:
+        refuse(str(exc))

@@ -24,6 +24,7 @@ from lawful.options import (
     PolicyOption,
     StoreOption,
     dataset_files,
+    open_engine,
 )
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
@@ -177,22 +178,11 @@ def serve(
     import uvicorn
 
     from lawful.api.app import create_app
-    from lawful.cli import _existing, _load_or_exit
-    from lawful.requests.messages import sender_from_env
     from lawful.subjects import KeyringError
 
-    loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = dataset_files(dataset)
-    try:
-        sender = sender_from_env()
-    except ValueError as exc:
-        _usage(str(exc))
-    try:
-        engine = Engine.open(
-            loaded, store_url(store), keyring=keyring, datasets=files, sender=sender
-        )
-    except StoreError as exc:
-        _refuse(str(exc))
+    engine = open_engine(
+        policy, store, keyring=keyring, datasets=dataset_files(dataset), messages=True
+    )
     try:
         engine.keyring  # noqa: B018 - fail now, not on the first request, without a keyring
         app = create_app(engine)
@@ -202,7 +192,7 @@ def serve(
     background = Worker(engine, interval) if worker else None
     if background is not None:
         background.start()
-    typer.echo(f"lawful: serving {loaded.policy.controller.name} on http://{host}:{port}", err=True)
+    typer.echo(f"lawful: serving {engine.policy.controller.name} on http://{host}:{port}", err=True)
     try:
         uvicorn.run(
             app,

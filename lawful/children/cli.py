@@ -22,6 +22,7 @@ from lawful.options import (
     PolicyOption,
     StoreOption,
     dataset_files,
+    open_engine,
 )
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
@@ -73,11 +74,8 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Find the children in the datasets' birth-date columns, with the policy's rule."""
-    from lawful.cli import _existing, _load_or_exit
     from lawful.datasets import DatasetError
     from lawful.datasets.connect import ConnectError
-    from lawful.engine import Engine, policy_path, store_url
-    from lawful.requests.messages import sender_from_env
 
     day = None
     if today is not None:
@@ -85,20 +83,10 @@ def report(
             day = date.fromisoformat(today)
         except ValueError:
             _usage(f"--today {today!r}: write the day as YYYY-MM-DD")
-    loaded = _load_or_exit(_existing(policy_path(policy)))
     files = dataset_files(dataset)
     if not files:
         _usage("no dataset annotation: pass --dataset FILE (or keep them in datasets/*.yaml)")
-    try:
-        sender = sender_from_env()
-    except ValueError as exc:
-        _usage(str(exc))
-    try:
-        engine = Engine.open(
-            loaded, store_url(store), keyring=keyring, datasets=files, sender=sender
-        )
-    except StoreError as exc:
-        _refuse(str(exc))
+    engine = open_engine(policy, store, keyring=keyring, datasets=files, messages=True)
     try:
         children = Children(
             engine.store,

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import typer
 
 from lawful.consent import ConsentError, Decision, DecisionLogging, Signals, UnknownName
-from lawful.engine import Engine, policy_path, store_url
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.engine import Engine
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption, open_engine
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -49,15 +49,7 @@ def _engine(
     kind, a missing keyring file) exits 2; a store or keyring that can't be used (the
     wrong keyring for this store, an unreachable database) exits 1.
     """
-    from lawful.cli import _existing, _load_or_exit
-
-    loaded = _load_or_exit(_existing(policy_path(policy)))
-    try:
-        engine = Engine.open(
-            loaded, store_url(store), keyring=keyring, decision_logging=decision_logging
-        )
-    except StoreError as exc:
-        _refuse(str(exc))
+    engine = open_engine(policy, store, keyring=keyring, decision_logging=decision_logging)
     try:
         yield engine
     except (

@@ -19,8 +19,7 @@ from lawful.consent import ConsentError, DecisionLogging, UnknownName
 from lawful.disclosure.notify import NoticeConfigError
 from lawful.disclosure.service import DisclosureError, Disclosures
 from lawful.disclosure.transfers import TransferDecision
-from lawful.engine import Engine, policy_path, store_url
-from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption
+from lawful.options import JsonOption, KeyringOption, PolicyOption, StoreOption, open_engine
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
 from lawful.options import usage as _usage
@@ -42,16 +41,8 @@ def _disclosures(
     policy: Path | None, store: str | None, keyring: Path | None
 ) -> Iterator[Disclosures]:
     """The disclosure capability of the engine, with user errors turned into `error: …`."""
-    from lawful.cli import _existing, _load_or_exit
-
-    loaded = _load_or_exit(_existing(policy_path(policy)))
-    try:
-        # Disclosures write their own events; the decisions under them need none.
-        engine = Engine.open(
-            loaded, store_url(store), keyring=keyring, decision_logging=DecisionLogging("off")
-        )
-    except StoreError as exc:
-        _refuse(str(exc))
+    # Disclosures write their own events; the decisions under them need none.
+    engine = open_engine(policy, store, keyring=keyring, decision_logging=DecisionLogging("off"))
     try:
         found = getattr(engine, "disclosures", None)
         yield (

@@ -23,6 +23,7 @@ from lawful.options import (
     PolicyOption,
     StoreOption,
     dataset_files,
+    open_engine,
 )
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
@@ -42,17 +43,10 @@ IdArg = Annotated[str, typer.Argument(help="The incident's number (from list) or
 def _incidents(
     policy: Path | None, store: str | None, keyring: Path | None, datasets: list[Path] | None
 ) -> Iterator[Incidents]:
-    from lawful.cli import _existing, _load_or_exit
     from lawful.datasets import DatasetError
     from lawful.datasets.connect import ConnectError
-    from lawful.engine import Engine, policy_path, store_url
 
-    loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = dataset_files(datasets)
-    try:
-        engine = Engine.open(loaded, store_url(store), keyring=keyring, datasets=files)
-    except StoreError as exc:
-        _refuse(str(exc))
+    engine = open_engine(policy, store, keyring=keyring, datasets=dataset_files(datasets))
     try:
         # The engine's register: its datasets, and the disclosure log for a breach at a
         # recipient (--system), as the API's incidents have.

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lawful.engine import Engine, policy_path, store_url
+from lawful.engine import Engine
 from lawful.options import (
     DatasetOption,
     JsonOption,
@@ -25,6 +25,7 @@ from lawful.options import (
     PolicyOption,
     StoreOption,
     dataset_files,
+    open_engine,
 )
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
@@ -46,23 +47,12 @@ RefArg = Annotated[str, typer.Argument(help="The request's reference (from submi
 def _engine(
     policy: Path | None, store: str | None, keyring: Path | None, datasets: list[Path] | None
 ) -> Iterator[Engine]:
-    from lawful.cli import _existing, _load_or_exit
     from lawful.datasets import DatasetError
     from lawful.datasets.service import ConnectError
-    from lawful.requests.messages import sender_from_env
 
-    loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = dataset_files(datasets)
-    try:
-        sender = sender_from_env()
-    except ValueError as exc:
-        _usage(str(exc))
-    try:
-        engine = Engine.open(
-            loaded, store_url(store), keyring=keyring, datasets=files, sender=sender
-        )
-    except StoreError as exc:
-        _refuse(str(exc))
+    engine = open_engine(
+        policy, store, keyring=keyring, datasets=dataset_files(datasets), messages=True
+    )
     try:
         yield engine
     except (RequestError, IdentityError, DeadlineError, RefusalError, KeyringMissing) as exc:

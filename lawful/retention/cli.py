@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from lawful.engine import Engine, policy_path, store_url
 from lawful.options import (
     DatasetOption,
     JsonOption,
@@ -23,6 +22,7 @@ from lawful.options import (
     PolicyOption,
     StoreOption,
     dataset_files,
+    open_engine,
 )
 from lawful.options import print_json as _print
 from lawful.options import refuse as _refuse
@@ -53,18 +53,12 @@ def _retention(
     Bad input (an unknown rule, table or reason, a missing file) exits 2; a store, a
     database or a keyring that can't be used exits 1.
     """
-    from lawful.cli import _existing, _load_or_exit
     from lawful.datasets import DatasetError
     from lawful.datasets.service import ConnectError
 
-    loaded = _load_or_exit(_existing(policy_path(policy)))
-    files = dataset_files(datasets)
     if batch < 1:
         _usage(f"--batch must be 1 or more, not {batch}")
-    try:
-        engine = Engine.open(loaded, store_url(store), keyring=keyring, datasets=files)
-    except StoreError as exc:
-        _refuse(str(exc))
+    engine = open_engine(policy, store, keyring=keyring, datasets=dataset_files(datasets))
     try:
         yield Retention(engine.store, engine.policy, engine.keyring, engine.datasets, batch=batch)
     except (RetentionError, IdentityError, KeyringMissing) as exc:
