@@ -456,9 +456,7 @@ class Requests:
             raise RequestError("say who checked the proof (--by NAME)")
         now = self.clock()
 
-        def work(conn: Connection) -> None:
-            lock_head(conn, self.controller_id)
-            row = self._row(conn, ref, lock=True)
+        def confirm(conn: Connection, row: Any) -> list[NewEvent]:
             state = S(row.state)
             if state is not S.awaiting_verification:
                 raise RequestError(
@@ -475,7 +473,6 @@ class Requests:
                 subject=row.identity_hash,
                 why=f"{method} by {by}",
             )
-            append(conn, self.controller_id, self.key, events)
             self._tell(
                 conn,
                 row.id,
@@ -485,35 +482,22 @@ class Requests:
                 "acknowledged",
                 due=row.due_at.date(),
             )
+            return events
 
-        self.store.write(work)
-        self._deliver()
-        return self.show(ref)
+        return self._by_hand(ref, confirm)
 
     def approve(self, ref: str, *, by: str) -> RequestView:
         """A person of the privacy team lets a request that needs approval run."""
         if not by.strip():
             raise RequestError("say who approves (--by NAME)")
 
-        def work(conn: Connection) -> None:
-            lock_head(conn, self.controller_id)
-            row = self._row(conn, ref, lock=True)
-            now = self.clock()
-            self._move(conn, row.id, S(row.state), S.in_progress, now)
+        def approve(conn: Connection, row: Any) -> list[NewEvent]:
+            now, state = self.clock(), S(row.state)
+            self._move(conn, row.id, state, S.in_progress, now)
             job_queue.enqueue(conn, request_id=row.id, controller_id=self.controller_id, now=now)
-            append(
-                conn,
-                self.controller_id,
-                self.key,
-                [
-                    self._event(
-                        ref, row.identity_hash, S(row.state), S.in_progress, f"approved by {by}"
-                    )
-                ],
-            )
+            return [self._event(ref, row.identity_hash, state, S.in_progress, f"approved by {by}")]
 
-        self.store.write(work)
-        return self.show(ref)
+        return self._by_hand(ref, approve)
 
     def deny(self, ref: str, rule: str, *, detail: str | None = None) -> RequestView:
         """Refuse a request on a ground the policy lists; the person is told the rule."""
@@ -522,18 +506,9 @@ class Requests:
         except refusals.RefusalError as exc:
             raise RequestError(str(exc)) from None
 
-        def work(conn: Connection) -> None:
-            lock_head(conn, self.controller_id)
-            row = self._row(conn, ref, lock=True)
-            now = self.clock()
+        def deny(conn: Connection, row: Any) -> list[NewEvent]:
             state = S(row.state)
-            self._close(conn, row.id, ref, state, S.denied, now, refusal=refusal)
-            append(
-                conn,
-                self.controller_id,
-                self.key,
-                [self._event(ref, row.identity_hash, state, S.denied, refusal.rule)],
-            )
+            self._close(conn, row.id, ref, state, S.denied, self.clock(), refusal=refusal)
             self._tell(
                 conn,
                 row.id,
@@ -544,17 +519,14 @@ class Requests:
                 rule=refusal.rule,
                 rule_text=refusal.text,
             )
+            return [self._event(ref, row.identity_hash, state, S.denied, refusal.rule)]
 
-        self.store.write(work)
-        self._deliver()
-        return self.show(ref)
+        return self._by_hand(ref, deny)
 
     def extend(self, ref: str, reason: str) -> RequestView:
         """Use the extension the law allows, once, with a reason the person is told."""
 
-        def work(conn: Connection) -> None:
-            lock_head(conn, self.controller_id)
-            row = self._row(conn, ref, lock=True)
+        def extend(conn: Connection, row: Any) -> list[NewEvent]:
             if S(row.state).closed:
                 raise RequestError(f"request {ref} is {row.state}: it can no longer be extended")
             now = self.clock()
@@ -573,18 +545,6 @@ class Requests:
                     updated_at=now,
                 )
             )
-            append(
-                conn,
-                self.controller_id,
-                self.key,
-                [
-                    NewEvent(
-                        "request.extended",
-                        subject=row.identity_hash,
-                        data={"ref": ref, "due_at": longer.due_at.isoformat(), "reason": reason},
-                    )
-                ],
-            )
             self._tell(
                 conn,
                 row.id,
@@ -595,52 +555,32 @@ class Requests:
                 reason=longer.extension_reason,
                 due=longer.due_at.date(),
             )
+            data = {"ref": ref, "due_at": longer.due_at.isoformat(), "reason": reason}
+            return [NewEvent("request.extended", subject=row.identity_hash, data=data)]
 
-        self.store.write(work)
-        self._deliver()
-        return self.show(ref)
+        return self._by_hand(ref, extend)
 
     def withdraw(self, ref: str) -> RequestView:
         """The person withdraws their request (before it runs)."""
 
-        def work(conn: Connection) -> None:
-            lock_head(conn, self.controller_id)
-            row = self._row(conn, ref, lock=True)
+        def withdraw(conn: Connection, row: Any) -> list[NewEvent]:
             state = S(row.state)
             self._close(conn, row.id, ref, state, S.withdrawn, self.clock())
-            append(
-                conn,
-                self.controller_id,
-                self.key,
-                [self._event(ref, row.identity_hash, state, S.withdrawn)],
-            )
+            return [self._event(ref, row.identity_hash, state, S.withdrawn)]
 
-        self.store.write(work)
-        return self.show(ref)
+        return self._by_hand(ref, withdraw)
 
     def ask_clarification(self, ref: str, question: str) -> RequestView:
         """Ask the person for more; where the law says so the clock stops until they reply."""
 
-        def work(conn: Connection) -> None:
-            lock_head(conn, self.controller_id)
-            row = self._row(conn, ref, lock=True)
+        def ask(conn: Connection, row: Any) -> list[NewEvent]:
             state = S(row.state)
             now = self.clock()
-            self._move(conn, row.id, state, S.awaiting_clarification, now)
-            conn.execute(
-                sa.update(requests)
-                .where(requests.c.id == row.id)
-                .values(
-                    paused_at=now if self._deadline(row).pauses else None,
-                    outcome={"resume_to": state.value},
-                )
-            )
-            append(
-                conn,
-                self.controller_id,
-                self.key,
-                [self._event(ref, row.identity_hash, state, S.awaiting_clarification)],
-            )
+            paused = {
+                "paused_at": now if self._deadline(row).pauses else None,
+                "outcome": {"resume_to": state.value},
+            }
+            self._move(conn, row.id, state, S.awaiting_clarification, now, values=paused)
             self._tell(
                 conn,
                 row.id,
@@ -650,17 +590,14 @@ class Requests:
                 "awaiting_clarification",
                 question=question,
             )
+            return [self._event(ref, row.identity_hash, state, S.awaiting_clarification)]
 
-        self.store.write(work)
-        self._deliver()
-        return self.show(ref)
+        return self._by_hand(ref, ask)
 
     def clarified(self, ref: str) -> RequestView:
         """The person replied: the request goes on where it was, its deadline pushed by the pause."""
 
-        def work(conn: Connection) -> None:
-            lock_head(conn, self.controller_id)
-            row = self._row(conn, ref, lock=True)
+        def resume(conn: Connection, row: Any) -> list[NewEvent]:
             if S(row.state) is not S.awaiting_clarification:
                 raise RequestError(f"request {ref} is {row.state}, not awaiting clarification")
             now = self.clock()
@@ -670,24 +607,34 @@ class Requests:
             if row.paused_at is not None:
                 due = dl.paused(row.due_at, row.paused_at, now)
                 paused_days += (due - row.due_at).days
-            self._move(conn, row.id, S.awaiting_clarification, back, now)
-            conn.execute(
-                sa.update(requests)
-                .where(requests.c.id == row.id)
-                .values(due_at=due, paused_at=None, paused_days=paused_days, outcome=None)
-            )
+            resumed = {
+                "due_at": due,
+                "paused_at": None,
+                "paused_days": paused_days,
+                "outcome": None,
+            }
+            self._move(conn, row.id, S.awaiting_clarification, back, now, values=resumed)
             if back is S.in_progress:
                 job_queue.enqueue(
                     conn, request_id=row.id, controller_id=self.controller_id, now=now
                 )
-            append(
-                conn,
-                self.controller_id,
-                self.key,
-                [self._event(ref, row.identity_hash, S.awaiting_clarification, back)],
-            )
+            return [self._event(ref, row.identity_hash, S.awaiting_clarification, back)]
+
+        return self._by_hand(ref, resume)
+
+    def _by_hand(self, ref: str, act: Callable[[Connection, Any], list[NewEvent]]) -> RequestView:
+        """A person's move on request `ref`, in one transaction: the audit head locked
+        first, then the request's row; `act(conn, row)` makes the change, queues any
+        message to the person and returns the audit events, chained here. The messages go
+        once it commits; the request as it then is comes back."""
+
+        def work(conn: Connection) -> None:
+            lock_head(conn, self.controller_id)
+            row = self._row(conn, ref, lock=True)
+            append(conn, self.controller_id, self.key, act(conn, row))
 
         self.store.write(work)
+        self._deliver()
         return self.show(ref)
 
     # -- reading -------------------------------------------------------------------------
