@@ -190,7 +190,7 @@ def make_token(
             "characters), never an email address or phone number"
         )
     scope = UnsubscribeScope.parse(scope)
-    when = _utc(issued_at, "issued_at") if issued_at is not None else datetime.now(UTC)
+    when = tokens.utc(issued_at, "issued_at") if issued_at is not None else datetime.now(UTC)
     payload = {
         "c": controller,
         "s": subject_ref,
@@ -213,7 +213,7 @@ def read_token(
     _check_key(key)
     if max_age is not None and (not isinstance(max_age, timedelta) or max_age <= timedelta(0)):
         raise ValueError(f"max_age must be a positive timedelta, got {describe(max_age)}")
-    now = _utc(now, "now") if now is not None else datetime.now(UTC)
+    now = tokens.utc(now, "now") if now is not None else datetime.now(UTC)
 
     def malformed(why: str) -> UnsubscribeTokenError:
         return UnsubscribeTokenError("malformed", f"the unsubscribe token is malformed: {why}")
@@ -341,14 +341,6 @@ def _check_key(key: object) -> None:
         raise ValueError(
             f"the unsubscribe key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}"
         )
-
-
-def _utc(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
-    return value.astimezone(UTC)
 
 
 def _when(at: datetime) -> str:

@@ -723,7 +723,7 @@ class Jobs:
                 full = {**result, **(effect(conn) or {})}
             nxt = recorded[start] if start is not None else None
             done = self._mark_done(
-                conn, claim, recorded[i], now, full, start=nxt, fence=not complete
+                conn, claim, recorded[i].seq, now, full, start=nxt, fence=not complete
             )
             if run is not None:
                 k, fn = run
@@ -734,7 +734,9 @@ class Jobs:
                 except Exception as exc:
                     raise _NextFailed(exc) from exc
                 done.update(
-                    self._mark_done(conn, claim, recorded[k], now, outcome, count=True, fence=False)
+                    self._mark_done(
+                        conn, claim, recorded[k].seq, now, outcome, count=True, fence=False
+                    )
                 )
             return {n: done[st.seq] for n, st in enumerate(recorded) if st.seq in done}
 
@@ -750,7 +752,9 @@ class Jobs:
             now = self.clock()
             self._fence(conn, claim, now, release=complete)
             result = fn(conn, recorded)
-            done = self._mark_done(conn, claim, recorded[i], now, result, count=True, fence=False)
+            done = self._mark_done(
+                conn, claim, recorded[i].seq, now, result, count=True, fence=False
+            )
             return done[recorded[i].seq]
 
         return self._write(run)
@@ -759,7 +763,7 @@ class Jobs:
         self,
         conn: Connection,
         claim: Claim,
-        step: Step,
+        seq: int,
         now: datetime,
         result: dict[str, Any],
         *,
@@ -767,7 +771,7 @@ class Jobs:
         start: Step | None = None,
         fence: bool = True,
     ) -> dict[int, Step]:
-        """Mark `step` done with `result` and start step `start` (its attempts count up), in
+        """Mark step `seq` done with `result` and start step `start` (its attempts count up), in
         one statement; the steps so changed, by seq. `count`: an InStore step, started and
         finished at once. `fence`: the statement also checks (and on PostgreSQL locks) that
         the job is still ours, as `_fence` does, when the transaction has not fenced yet.
@@ -780,7 +784,7 @@ class Jobs:
         query = _mark_done_statement(count=count, start=start is not None, fence=fence)
         params = {
             "p_request_id": claim.request_id,
-            "p_seq": step.seq,
+            "p_seq": seq,
             "p_next": start.seq if start is not None else None,
             "p_now": now,
             "p_result": result,
@@ -788,11 +792,11 @@ class Jobs:
         }
         rows = conn.execute(query, params).all()
         changed = {row.seq: _step(row) for row in rows}
-        if step.seq in changed:
+        if seq in changed:
             return changed
         if fence:
             self._fence(conn, claim, now)  # LeaseLost when that is why nothing changed
-        raise _AlreadyDone(f"step {step.seq} of request {claim.request_id}")
+        raise _AlreadyDone(f"step {seq} of request {claim.request_id}")
 
     def _check_worker(self, claim: Claim) -> None:
         if claim.worker != self.worker:
@@ -852,20 +856,10 @@ class Jobs:
                 result = produce
             if not isinstance(result, dict):
                 raise TypeError(f"a step's result must be a dict, got {type(result).__name__}")
-            s = request_steps.c
-            row = conn.execute(
-                sa.update(request_steps)
-                .where(
-                    s.request_id == claim.request_id,
-                    s.seq == seq,
-                    s.state.not_in(_FINISHED),
-                )
-                .values(state=STEP_DONE, finished_at=now, result=result)
-                .returning(*request_steps.c)
-            ).first()
-            if row is None:
+            try:
+                return self._mark_done(conn, claim, seq, now, result, fence=False)[seq]
+            except _AlreadyDone:  # a retried completion whose first commit went through
                 return self._already(claim, self._step(conn, claim, seq))
-            return _step(row)
 
         return self._write(finish)
 

@@ -188,7 +188,7 @@ def _check_contents(contents: PackageContents) -> datetime:
     for name, rows in contents.records.items():
         if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
             raise TypeError(f"records[{name!r}] must be a list of dicts, one per record")
-    return _utc(contents.generated_at, "generated_at")
+    return tokens.utc(contents.generated_at, "generated_at")
 
 
 def _part(name: str, what: str) -> str:
@@ -399,7 +399,7 @@ def store_package(
     and its existing link is returned (a retried job step must not change what was
     delivered, nor the hash its receipt names).
     """
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
     if not isinstance(window, timedelta) or window <= timedelta(0):
         raise PackageError(f"the download window must be a positive timedelta, got {window!r}")
     if not isinstance(data, bytes | bytearray) or not data:
@@ -468,7 +468,7 @@ def open_package(conn: Connection, keyring: Keyring, token: str, now: datetime) 
     Raises LinkRejected for a bad link and PackageUnavailable when the package is gone,
     expired or does not match what was stored.
     """
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
     ref = check_link(keyring, token, now)
     p = request_packages
     row = conn.execute(
@@ -524,7 +524,7 @@ def open_package(conn: Connection, keyring: Keyring, token: str, now: datetime) 
 
 def purge_expired(conn: Connection, now: datetime) -> int:
     """Delete the content of every expired package (one statement); the rows stay as proof."""
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
     p = request_packages
     result = conn.execute(
         sa.update(p)
@@ -545,14 +545,14 @@ def _context(request_ref: str) -> bytes:
 def link_token(keyring: Keyring, request_ref: str, expires_at: datetime) -> str:
     """A URL-safe token that lets its holder download the request's package until `expires_at`."""
     _check_ref(request_ref)
-    expires = _utc(expires_at, "expires_at")
+    expires = tokens.utc(expires_at, "expires_at")
     payload = {"v": LINK_VERSION, "r": request_ref, "e": int(expires.timestamp())}
     return tokens.sign(keyring.derive(LINK_KEY_PURPOSE), payload)
 
 
 def check_link(keyring: Keyring, token: str, now: datetime) -> str:
     """The request ref a download token is for; raises LinkRejected saying what is wrong."""
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
 
     def malformed(why: str) -> LinkRejected:
         return LinkRejected("malformed", f"the download link is malformed: {why}")
@@ -595,14 +595,6 @@ def _check_ref(ref: object) -> None:
         raise PackageError(
             "request_ref must be the request's public ref (up to 32 letters, digits, '_' or '-')"
         )
-
-
-def _utc(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
-    return value.astimezone(UTC)
 
 
 def _when(at: datetime) -> str:

@@ -140,7 +140,7 @@ def issue_code(
     else). Raises CodeLimitReached when the request already got `max_per_hour` codes in
     the last hour.
     """
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
     channel = _code_channel(channel)
     if not isinstance(length, int) or not MIN_CODE_LENGTH <= length <= MAX_CODE_LENGTH:
         raise ValueError(
@@ -208,7 +208,7 @@ def check_code(
     `used_at` set); the caller commits the transaction either way, so a wrong attempt
     stays counted.
     """
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
     if not isinstance(max_attempts, int) or max_attempts < 1:
         raise ValueError(f"max_attempts must be a positive whole number, got {max_attempts!r}")
     c = verification_codes.c
@@ -309,7 +309,7 @@ def sign_assertion(
     Valid for `ttl` (at most `MAX_ASSERTION_TTL`): long enough to submit a request, too
     short to be worth stealing. Pass it server to server; it is readable, not secret.
     """
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
     if not isinstance(controller, str) or not controller or len(controller) > 200:
         raise ValueError("controller must be the controller's id (1 to 200 characters)")
     if not isinstance(identity, Identity):
@@ -339,7 +339,7 @@ def read_assertion(keyring: Keyring, token: str, *, controller: str, now: dateti
 
     Raises AssertionRejected naming what is wrong (never what the token holds).
     """
-    now = _utc(now, "now")
+    now = tokens.utc(now, "now")
 
     def malformed(why: str) -> AssertionRejected:
         return AssertionRejected("malformed", f"the sign-in assertion is malformed: {why}")
@@ -536,14 +536,6 @@ def uniform_time(
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _utc(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
-    return value.astimezone(UTC)
 
 
 def _when(at: datetime) -> str:

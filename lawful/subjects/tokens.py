@@ -15,10 +15,21 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 SIGNATURE_CHARS = 43  # base64url of 32 bytes, unpadded
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def utc(value: object, name: str) -> datetime:
+    """`value`, a timezone-aware datetime, in UTC (a token's times are compared in UTC);
+    TypeError or ValueError naming the argument `name` otherwise."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
+    return value.astimezone(UTC)
 
 
 def sign(key: bytes, payload: Mapping[str, Any]) -> str:
