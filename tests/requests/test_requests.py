@@ -837,3 +837,49 @@ def test_a_busy_worker_sends_the_messages_in_rounds(
     # Claims: the first job's, the second's, the one finding the queue empty.
     assert ready_at_claim == ([0, 1, 2] if every == 0.0 else [0, 0, 0])
     assert {m.request_ref for m in sender.sent if m.template == "package_ready"} == set(refs)
+
+
+@pytest.mark.mysql
+def test_requests_against_a_mariadb_shop(
+    tmp_path: Path, mysql_url: str, sender: MemorySender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The company's database on MariaDB (lawful's store on SQLite): an access, an
+    erasure and a rectification run to their receipts, checked in the shop with SQL."""
+    generate(mysql_url, CUSTOMERS, seed=3)
+    monkeypatch.setenv("SHOP_DATABASE_URL", mysql_url)
+    with shop_engine(f"sqlite:///{tmp_path / 'lawful.db'}", sender, shop_policy_text()) as engine:
+        requests = engine.requests
+        rows = shop_rows(mysql_url, "SELECT id, email FROM customers ORDER BY id")
+        (_, reader_email), (_, leaver_email), (fixer, fixer_email) = rows[:3]
+        access = submit_and_verify(requests, sender, "access", reader_email)
+        erasure = submit_and_verify(requests, sender, "erasure", leaver_email)
+        fix = submit_and_verify(
+            requests,
+            sender,
+            "rectification",
+            fixer_email,
+            params={"changes": {"customers.last_name": "Fixed"}},
+        )
+        assert requests.run_pending() == 3
+        for ref in (access, erasure, fix):
+            view = requests.show(ref)
+            assert view.state in ("completed", "partially_completed") and view.receipt
+            assert requests.check_receipt(ref)
+
+        # The copy holds the reader's own customer row.
+        token = sender.last(to=reader_email, template="package_ready").body
+        token = token.split("token=")[1].split()[0]
+        with zipfile.ZipFile(io.BytesIO(requests.download(token))) as zf:
+            data = json.loads(zf.read("data.json"))
+        customers = next(
+            t for d in data["datasets"] for t in d["tables"] if t["table"] == "customers"
+        )
+        assert [r["data"]["email"] for r in customers["rows"]] == [reader_email]
+
+        assert (
+            shop_rows(mysql_url, "SELECT id FROM customers WHERE email = :e", e=leaver_email) == []
+        )
+        assert shop_rows(mysql_url, "SELECT last_name FROM customers WHERE id = :c", c=fixer) == [
+            ("Fixed",)
+        ]
+        assert AuditLog(engine.store, engine.policy.key).verify().ok
