@@ -689,12 +689,47 @@ def _requests(route: Any, engine: Engine) -> None:
         summary="Refuse a request on a ground the policy lists",
     )
     def deny(ref: str, body: m.DenyIn) -> dict[str, Any]:
-        try:
-            refusals.exception_refusal(engine.policy, body.rule, body.detail)
-        except refusals.RefusalError as exc:
-            raise ApiError(400, "request.unknown_ground", str(exc), "rule") from None
+        if body.rule == refusals.FEE_UNPAID:
+            if RequestState(requests.show(ref).state) is not RequestState.awaiting_fee:
+                raise ApiError(409, "request.state", f"request {ref} is not awaiting a fee")
+        else:
+            try:
+                refusals.exception_refusal(engine.policy, body.rule, body.detail)
+            except refusals.RefusalError as exc:
+                raise ApiError(400, "request.unknown_ground", str(exc), "rule") from None
         must_move(ref, RequestState.denied, "denied")
         return requests.deny(ref, body.rule, detail=body.detail).to_dict()
+
+    @route(
+        "POST",
+        f"{PREFIX}/requests/{{ref}}/charge",
+        [OP],
+        response_model=m.RequestOut,
+        tags=["requests"],
+        summary="Ask the fee the policy allows for an excessive request, instead of refusing it",
+    )
+    def charge(ref: str, body: m.ChargeIn) -> dict[str, Any]:
+        waiting = (
+            RequestState.awaiting_verification,
+            RequestState.awaiting_approval,
+            RequestState.awaiting_fee,
+        )
+        if RequestState(requests.show(ref).state) not in waiting:
+            raise ApiError(409, "request.state", f"request {ref} runs or is closed: too late")
+        return requests.charge_fee(ref, amount=body.amount, ground=body.ground).to_dict()
+
+    @route(
+        "POST",
+        f"{PREFIX}/requests/{{ref}}/fee-paid",
+        [OP],
+        response_model=m.RequestOut,
+        tags=["requests"],
+        summary="The fee was paid: the request goes on",
+    )
+    def fee_paid(ref: str, body: m.FeePaidIn, request: Request) -> dict[str, Any]:
+        if RequestState(requests.show(ref).state) is not RequestState.awaiting_fee:
+            raise ApiError(409, "request.state", f"request {ref} is not awaiting a fee")
+        return requests.fee_paid(ref, by=who(request, body.by)).to_dict()
 
     @route(
         "POST",
@@ -782,11 +817,10 @@ def _operations(route: Any, engine: Engine, keys: ApiKeys, metrics: Metrics) -> 
         summary="One incident (by number or ref) with its deadlines and timeline",
     )
     def incident(incident: str) -> dict[str, Any]:
-        name: int | str = int(incident) if incident.isdigit() else incident
         from lawful.incidents import IncidentError
 
         try:
-            return engine.incidents.show(name).to_dict()
+            return engine.incidents.show(incident).to_dict()
         except IncidentError as exc:
             raise ApiError(404, "incident.not_found", str(exc), "incident") from None
 
@@ -824,7 +858,9 @@ def _operations(route: Any, engine: Engine, keys: ApiKeys, metrics: Metrics) -> 
             str | None,
             Query(description="An identity, or a subject's audit pseudonym (64 hex digits)"),
         ] = None,
-        after: Annotated[int, Query(ge=0, description="Only events after this seq")] = 0,
+        after: Annotated[
+            int, Query(ge=0, le=m.MAX_BIGINT, description="Only events after this seq")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         controller_id = keys.controller_id

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_BIGINT = 2**63 - 1  # the largest integer a store column holds; larger is refused, not a 500
+
 Identity = Field(
     min_length=1,
     max_length=320,
@@ -176,6 +178,10 @@ class RequestStatusOut(BaseModel):
     extension_reason: str | None
     closed_at: datetime | None
     refusal: dict[str, Any] | None
+    fee: dict[str, Any] | None = Field(
+        None, description="The fee asked for an excessive request: ground, amount, paid_at"
+    )
+    paused: bool = Field(False, description="Whether the deadline's clock stands still")
 
 
 class RequestOut(RequestStatusOut):
@@ -196,8 +202,21 @@ class ApproveIn(Body):
 
 
 class DenyIn(Body):
-    rule: str = Field(description="A ground the policy lists in requests.exceptions")
+    rule: str = Field(description="A ground the policy lists in requests.exceptions, or fee_unpaid")
     detail: str | None = Field(None, max_length=2000)
+
+
+class ChargeIn(Body):
+    amount: str = Field(
+        min_length=1, max_length=40, description="The fee with its currency", examples=["EUR 25"]
+    )
+    ground: str | None = Field(
+        None, description="excessive or manifestly_unfounded (default: as recorded)"
+    )
+
+
+class FeePaidIn(Body):
+    by: str | None = Field(None, max_length=200, description="Who saw it (default: the key)")
 
 
 class ExtendIn(Body):
@@ -237,7 +256,7 @@ class IncidentIn(Body):
     tables: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     systems: list[str] = Field(default_factory=list)
-    people_estimate: int | None = Field(None, ge=0)
+    people_estimate: int | None = Field(None, ge=0, le=MAX_BIGINT)
     high_risk: bool | None = None
     jurisdictions: list[str] | None = None
     consequences: str | None = None

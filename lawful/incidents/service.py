@@ -12,6 +12,7 @@ events carry numbers, refs, table names and counts, never the summary, notes or 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ EVENT_KINDS = (
     "subjects_notified",
     "update",  # anything else worth keeping: a finding, a call with the authority
 )
+_NUMBER = re.compile(r"[0-9]{1,30}")  # ASCII digits: str.isdigit() also takes "²"
 CLOCK_SKEW = timedelta(minutes=5)  # a discovery time this far in the future is a mistake
 
 
@@ -511,7 +513,13 @@ class Incidents:
         query = sa.select(incidents).where(incidents.c.controller_id == self.controller_id)
         if isinstance(incident, Incident):
             query = query.where(incidents.c.ref == incident.ref)
-        elif isinstance(incident, int) or (isinstance(incident, str) and incident.isdigit()):
+        elif isinstance(incident, int) or (
+            isinstance(incident, str) and _NUMBER.fullmatch(incident)
+        ):
+            if not 0 < int(incident) < 2**63:  # beyond any number the column can hold
+                raise IncidentError(
+                    f"there is no incident {incident}; `lawful incident list` shows them"
+                )
             query = query.where(incidents.c.number == int(incident))
         else:
             query = query.where(incidents.c.ref == str(incident))

@@ -1,4 +1,4 @@
-"""`lawful request submit|verify|run|show|list|approve|extend|deny|withdraw|receipt`.
+"""`lawful request submit|verify|run|show|list|approve|extend|charge|fee-paid|deny|withdraw|receipt`.
 
 Requests run against the datasets named with `--dataset FILE` (repeatable; default:
 datasets/*.yaml when there are any). Messages to people (codes, outcomes) go to the
@@ -76,6 +76,10 @@ def _show(view: RequestView, as_json: bool) -> None:
         + (" (extended)" if view.extended else "")
         + (" — OVERDUE" if view.overdue else "")
     )
+    if view.fee:
+        paid = f", paid {view.fee['paid_at'][:10]}" if view.fee.get("paid_at") else ""
+        amount = view.fee.get("amount") or "amount not asked yet"
+        typer.echo(f"  fee ({view.fee['ground']}): {amount}{paid}")
     if view.refusal:
         typer.echo(f"  refused ({view.refusal['rule']}): {view.refusal['text']}")
     for step in view.steps:
@@ -254,10 +258,49 @@ def extend(
         _show(engine.requests.extend(ref, reason), as_json)
 
 
+@request_app.command("charge")
+def charge(
+    ref: RefArg,
+    amount: Annotated[str, typer.Option(help="The fee with its currency, e.g. 'EUR 25'")],
+    ground: Annotated[
+        str | None,
+        typer.Option(
+            help="excessive or manifestly_unfounded (default: the one recorded, else excessive)"
+        ),
+    ] = None,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask the fee the policy allows for an excessive request instead of refusing it; the
+    request waits for it (`fee-paid`) with its clock stopped, or is closed with
+    `deny --rule fee_unpaid`."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.charge_fee(ref, amount=amount, ground=ground), as_json)
+
+
+@request_app.command("fee-paid")
+def fee_paid(
+    ref: RefArg,
+    by: Annotated[str, typer.Option(help="Who saw the payment")],
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The fee was paid: the request goes on, its deadline moved by the days it waited."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.fee_paid(ref, by=by), as_json)
+
+
 @request_app.command("deny")
 def deny(
     ref: RefArg,
-    rule: Annotated[str, typer.Option(help="The ground, one the policy lists (e.g. legal_claims)")],
+    rule: Annotated[
+        str,
+        typer.Option(help="The ground, one the policy lists (e.g. legal_claims), or fee_unpaid"),
+    ],
     detail: Annotated[str | None, typer.Option(help="More for the person")] = None,
     policy: PolicyOption = None,
     store: StoreOption = None,

@@ -375,13 +375,14 @@ def paused(due_at: datetime, paused_at: datetime, resumed_at: datetime) -> datet
     return _utc(due_at, "due_at") + timedelta(days=paused_days(paused_at, resumed_at))
 
 
-def pause(deadline: Deadline, days: int) -> Deadline:
+def pause(deadline: Deadline, days: int, *, anywhere: bool = False) -> Deadline:
     """The deadline after the clock stood still for `days` whole days awaiting clarification.
 
     Moves the due date, the extended due date and the extension notice date alike (the
-    period they count in was paused). Only where the law stops the clock (UK).
+    period they count in was paused). Only where the law stops the clock (UK), unless
+    `anywhere`: a request awaiting its fee is owed nothing until it is paid, under every law.
     """
-    if not deadline.pauses:
+    if not deadline.pauses and not anywhere:
         raise DeadlineError(
             f"the clock does not stop while awaiting clarification under this deadline "
             f"({deadline.basis}); the request stays due {deadline.due_at:%Y-%m-%d}"

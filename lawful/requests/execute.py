@@ -602,6 +602,8 @@ def close(reqs: Requests, conn: Connection, row: Any, done: list[JobStep]) -> di
         # Who acted, when not the person: an agent or a parent (their proof is in the
         # request's record, hashed).
         "on_behalf": (row.on_behalf or {}).get("role"),
+        # The fee paid for an excessive request: its ground, amount, when asked and paid.
+        "fee": row.fee,
         "steps": [
             {
                 "name": s.name,

@@ -89,6 +89,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "acknowledged": ("ref", "kind", "due"),
     "extended": ("ref", "kind", "reason", "due"),
     "awaiting_clarification": ("ref", "kind", "question"),
+    "fee": ("ref", "kind", "reason"),  # reason: refusals.fee_text, the fee and its ground
     "completed": ("ref", "kind"),
     "partially_completed": ("ref", "kind", "kept"),  # kept: reasons, each naming its rule
     "denied": ("ref", "kind", "rule", "rule_text"),

@@ -8,6 +8,7 @@ with the request and may be shown to whoever handles it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,12 +20,19 @@ from lawful.requests.deadlines import DeadlineError, request_kind
 __all__ = [
     "EXCEPTION_TEXT",
     "EXCEPTION_TITLE",
+    "FEE_GROUNDS",
     "FEE_TEXT",
+    "FEE_UNPAID",
     "KIND_WORDS",
     "Refusal",
     "RefusalError",
     "check_repeat",
     "exception_refusal",
+    "fee_amount",
+    "fee_ground",
+    "fee_text",
+    "fee_unpaid",
+    "policy_fee",
     "request_exception",
 ]
 
@@ -273,8 +281,70 @@ def exception_refusal(
     ]
     if detail:
         parts.append(detail)
-    fee = _fee(policy) if ground in _EXCESSIVE else None
-    if fee is not None:
-        parts.append(f"We can still answer it if you agree to pay {FEE_TEXT[fee]}.")
+    # A refusal is final: where the policy allows a fee, the privacy team asks for it
+    # instead (`Requests.charge_fee`), and the request waits rather than closes.
     parts.append(_complain(policy))
-    return Refusal(rule=ground.value, text=" ".join(parts), fee=fee.value if fee else None)
+    return Refusal(rule=ground.value, text=" ".join(parts))
+
+
+# --- fees ----------------------------------------------------------------------------------
+
+FEE_UNPAID = "fee_unpaid"  # the rule of a request closed because its fee was not paid
+FEE_GROUNDS = ("repeat_limit", *sorted(e.value for e in _EXCESSIVE))
+_AMOUNT = re.compile(r"([A-Z]{3}) ?([0-9]{1,9}(?:\.[0-9]{1,2})?)")
+_GROUND_WORDS = {
+    "repeat_limit": "repeated beyond the limit in our privacy policy",
+    RequestException.excessive.value: "excessive",
+    RequestException.manifestly_unfounded.value: "manifestly unfounded",
+}
+
+
+def policy_fee(policy: Policy) -> Fee:
+    """The fee the policy lets the controller charge for an excessive request; an error
+    when it charges none (then such a request can only be answered or refused)."""
+    fee = _fee(policy)
+    if fee is None:
+        raise RefusalError(
+            "the policy charges no fee for excessive requests (requests.fee.when_excessive "
+            "is free): answer the request, or refuse it with deny"
+        )
+    return fee
+
+
+def fee_amount(amount: str) -> str:
+    """`amount` as the person is told it: a currency code and a sum, e.g. 'EUR 25'."""
+    found = _AMOUNT.fullmatch(amount.strip().upper()) if isinstance(amount, str) else None
+    if found is None:
+        raise RefusalError(
+            "give the fee as a currency code and a sum, e.g. 'EUR 25' or 'CNY 50.00'"
+        )
+    return f"{found[1]} {found[2]}"
+
+
+def fee_ground(ground: str) -> str:
+    """A ground a fee may be charged on: the repeat limit, or excessive / manifestly unfounded."""
+    if ground not in FEE_GROUNDS:
+        raise RefusalError(unknown(ground, "a ground for a fee", list(FEE_GROUNDS)))
+    return ground
+
+
+def fee_text(policy: Policy, ground: str, amount: str | None) -> str:
+    """What the person is told when asked for the fee (no personal data)."""
+    fee = policy_fee(policy)
+    price = f"{amount}, {FEE_TEXT[fee]}" if amount else FEE_TEXT[fee]
+    return (
+        f"Your request is {_GROUND_WORDS[fee_ground(ground)]}; our privacy policy and the "
+        f"law let us answer it for a fee: {price}. We will go on once it is paid; the time "
+        "we have to answer stands still until then."
+    )
+
+
+def fee_unpaid(policy: Policy, ground: str, amount: str | None) -> Refusal:
+    """The refusal of a request whose fee was not paid."""
+    price = amount or FEE_TEXT[policy_fee(policy)]
+    text = (
+        f"We asked for a fee ({price}) to answer this request, as it is "
+        f"{_GROUND_WORDS[fee_ground(ground)]}, and it was not paid; so we have not carried "
+        f"it out. {_complain(policy)}"
+    )
+    return Refusal(rule=FEE_UNPAID, text=text)

@@ -92,10 +92,12 @@ class RequestView:
     refusal: dict[str, Any] | None
     receipt: dict[str, Any] | None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    fee: dict[str, Any] | None = None  # asked for an excessive request: ground, amount, paid_at
+    paused: bool = False  # the clock stands still (awaiting clarification in the UK, a fee)
 
     @property
     def overdue(self) -> bool:
-        return self.closed_at is None and self.due_at < datetime.now(UTC)
+        return self.closed_at is None and not self.paused and self.due_at < datetime.now(UTC)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -153,7 +155,8 @@ class Requests:
         self.intake_floor = intake_floor
         self.key = policy.key
         self.controller_id = store.ensure_controller(policy.key, policy.controller.name)
-        self.jobs = job_queue.Jobs(store, lease=lease)
+        # The jobs keep the requests' time (read anew: a test may move the clock later).
+        self.jobs = job_queue.Jobs(store, lease=lease, clock=lambda: self.clock())
         self.letterhead = messages.Letterhead.from_policy(policy)
         self.art15 = art15.Art15Cache(policy)
         self.public_url = (
@@ -237,14 +240,21 @@ class Requests:
                     json.dumps(values, sort_keys=True, default=str),
                     context=PARAMS + ref.encode(),
                 )
-            refusal = None
+            refusal = fee = None
             if self.policy.requests.repeat_limit is not None:  # else nothing to count
                 earlier = self._earlier(conn, identity_hash, request_kind)
                 refusal = refusals.check_repeat(self.policy, request_kind, earlier, now)
+            if refusal is not None and refusal.fee is not None:
+                # The policy lets it be answered for a fee: asked once the person is known.
+                fee = {"fee": refusal.fee, "ground": refusal.rule, "amount": None}
+                refusal = None
             # The request is written once, in the state its intake ends in; each move on
             # the way there is checked and gets its audit event.
             if refusal is not None:
                 path = [S.received, S.denied]
+            elif trusted_by is not None and fee is not None:
+                path = [S.received, S.verified, S.awaiting_fee]
+                fee["asked_at"] = now.isoformat()
             elif trusted_by is not None:
                 path = [S.received, S.verified, self._after_verification(request_kind)]
             else:
@@ -275,6 +285,8 @@ class Requests:
                 "acknowledge_by": deadline.acknowledge_by,
                 "due_at": deadline.due_at,
                 "updated_at": now,
+                "fee": fee,
+                "paused_at": now if state is S.awaiting_fee else None,
             }
             if refusal is not None:
                 row["refusal"] = {"rule": refusal.rule, "text": refusal.text, "fee": refusal.fee}
@@ -298,6 +310,7 @@ class Requests:
                         "basis": deadline.basis,
                         "on_behalf": (on_behalf_record or {}).get("role"),
                         "submitted_by": submitted_by,
+                        "fee": fee and fee["ground"],
                     },
                 )
             ]
@@ -306,6 +319,8 @@ class Requests:
                 self._event(ref, identity_hash, old, to, why if to is S.verified else None)
                 for old, to in itertools.pairwise(path)
             ]
+            if state is S.awaiting_fee:
+                events[-1] = self._event(ref, identity_hash, S.verified, state, fee["ground"])
             if refusal is not None:
                 events[-1] = self._event(ref, identity_hash, S.received, S.denied, refusal.rule)
                 append(conn, self.controller_id, self.key, events)
@@ -330,15 +345,18 @@ class Requests:
                         new=True,
                     )
                 append(conn, self.controller_id, self.key, events)
-                self._tell(
-                    conn,
-                    request_id,
-                    ref,
-                    request_kind,
-                    who,
-                    "acknowledged",
-                    due=deadline.due_at.date(),
-                )
+                if state is S.awaiting_fee:
+                    self._tell_fee(conn, request_id, ref, request_kind, who, fee)
+                else:
+                    self._tell(
+                        conn,
+                        request_id,
+                        ref,
+                        request_kind,
+                        who,
+                        "acknowledged",
+                        due=deadline.due_at.date(),
+                    )
                 return Intake(ref, state.value, STATUS_TEXT[state], deadline.due_at, None)
             append(conn, self.controller_id, self.key, events)
             if code_channel is None:
@@ -408,28 +426,15 @@ class Requests:
                     ],
                 )
                 return check
-            _, events = self._verified(
+            events = self._verified(
                 conn,
-                row.id,
-                ref,
-                RequestKind(row.kind),
-                state,
+                row,
                 now,
                 # The code went to the address the request was made with (_code_channel).
                 by="phone_code" if row.identity_kind == "phone" else "email_code",
-                subject=row.identity_hash,
                 why="code",
             )
             append(conn, self.controller_id, self.key, events)
-            self._tell(
-                conn,
-                row.id,
-                ref,
-                row.kind,
-                self._contact(row),
-                "acknowledged",
-                due=row.due_at.date(),
-            )
             return check
 
         try:
@@ -462,27 +467,7 @@ class Requests:
                 raise RequestError(
                     f"request {ref} is {state.value}, not awaiting verification: nothing to verify"
                 )
-            _, events = self._verified(
-                conn,
-                row.id,
-                ref,
-                RequestKind(row.kind),
-                state,
-                now,
-                by=method,
-                subject=row.identity_hash,
-                why=f"{method} by {by}",
-            )
-            self._tell(
-                conn,
-                row.id,
-                ref,
-                row.kind,
-                self._contact(row),
-                "acknowledged",
-                due=row.due_at.date(),
-            )
-            return events
+            return self._verified(conn, row, now, by=method, why=f"{method} by {by}")
 
         return self._by_hand(ref, confirm)
 
@@ -500,15 +485,18 @@ class Requests:
         return self._by_hand(ref, approve)
 
     def deny(self, ref: str, rule: str, *, detail: str | None = None) -> RequestView:
-        """Refuse a request on a ground the policy lists; the person is told the rule."""
+        """Refuse a request on a ground the policy lists, or close one whose fee was not
+        paid (rule `fee_unpaid`); the person is told the rule."""
+        unpaid = rule == refusals.FEE_UNPAID
         try:
-            refusal = refusals.exception_refusal(self.policy, rule, detail)
+            refusal = None if unpaid else refusals.exception_refusal(self.policy, rule, detail)
         except refusals.RefusalError as exc:
             raise RequestError(str(exc)) from None
 
         def deny(conn: Connection, row: Any) -> list[NewEvent]:
             state = S(row.state)
-            self._close(conn, row.id, ref, state, S.denied, self.clock(), refusal=refusal)
+            told = refusal or self._unpaid(ref, state, row.fee)
+            self._close(conn, row.id, ref, state, S.denied, self.clock(), refusal=told)
             self._tell(
                 conn,
                 row.id,
@@ -516,10 +504,10 @@ class Requests:
                 row.kind,
                 self._contact(row),
                 "denied",
-                rule=refusal.rule,
-                rule_text=refusal.text,
+                rule=told.rule,
+                rule_text=told.text,
             )
-            return [self._event(ref, row.identity_hash, state, S.denied, refusal.rule)]
+            return [self._event(ref, row.identity_hash, state, S.denied, told.rule)]
 
         return self._by_hand(ref, deny)
 
@@ -600,27 +588,121 @@ class Requests:
         def resume(conn: Connection, row: Any) -> list[NewEvent]:
             if S(row.state) is not S.awaiting_clarification:
                 raise RequestError(f"request {ref} is {row.state}, not awaiting clarification")
-            now = self.clock()
             back = S((row.outcome or {}).get("resume_to", S.verified.value))
-            due = row.due_at
-            paused_days = row.paused_days
-            if row.paused_at is not None:
-                due = dl.paused(row.due_at, row.paused_at, now)
-                paused_days += (due - row.due_at).days
-            resumed = {
-                "due_at": due,
-                "paused_at": None,
-                "paused_days": paused_days,
-                "outcome": None,
-            }
-            self._move(conn, row.id, S.awaiting_clarification, back, now, values=resumed)
-            if back is S.in_progress:
-                job_queue.enqueue(
-                    conn, request_id=row.id, controller_id=self.controller_id, now=now
-                )
-            return [self._event(ref, row.identity_hash, S.awaiting_clarification, back)]
+            _, event = self._resume(conn, row, back, self.clock(), {"outcome": None})
+            return [event]
 
         return self._by_hand(ref, resume)
+
+    def _resume(
+        self, conn: Connection, row: Any, back: RequestState, now: datetime, values: dict
+    ) -> tuple[datetime, NewEvent]:
+        """Move a waiting request back to `back`, its deadline pushed by the whole days its
+        clock stood still, and queue its job when it is to run: the new due date and the
+        move's audit event. `values` are set in the same UPDATE."""
+        current = S(row.state)
+        due, paused_days = row.due_at, row.paused_days
+        if row.paused_at is not None:
+            due = dl.paused(row.due_at, row.paused_at, now)
+            paused_days += (due - row.due_at).days
+        values = {**values, "due_at": due, "paused_at": None, "paused_days": paused_days}
+        self._move(conn, row.id, current, back, now, values=values)
+        if back is S.in_progress:
+            job_queue.enqueue(conn, request_id=row.id, controller_id=self.controller_id, now=now)
+        return due, self._event(row.ref, row.identity_hash, current, back)
+
+    # -- fees: an excessive request answered for the fee the policy allows ----------------
+
+    def charge_fee(self, ref: str, *, amount: str, ground: str | None = None) -> RequestView:
+        """Ask the person for the fee the policy allows (`requests.fee.when_excessive`)
+        instead of refusing an excessive or manifestly unfounded request (Art. 12(5) GDPR),
+        `amount` as they are told it ('EUR 25'). A verified request then waits for the
+        payment (`fee_paid`) with its clock stopped; one not yet verified is asked once it
+        is. On a request already awaiting its fee (over the repeat limit: the person was
+        told the kind of fee) this sets the amount and tells them again."""
+        try:
+            refusals.policy_fee(self.policy)
+            amount = refusals.fee_amount(amount)
+            if ground is not None:
+                refusals.fee_ground(ground)
+        except refusals.RefusalError as exc:
+            raise RequestError(str(exc)) from None
+
+        def charge(conn: Connection, row: Any) -> list[NewEvent]:
+            now, state = self.clock(), S(row.state)
+            if state not in (S.awaiting_verification, S.awaiting_approval, S.awaiting_fee):
+                raise RequestError(
+                    f"request {ref} is {state.value}: a fee can be asked only before it runs "
+                    "(awaiting verification, approval or its fee)"
+                )
+            earlier = row.fee or {}
+            why = ground or earlier.get("ground") or "excessive"
+            fee = {
+                "fee": refusals.policy_fee(self.policy).value,
+                "ground": why,
+                "amount": amount,
+                "asked_at": now.isoformat() if state is not S.awaiting_verification else None,
+            }
+            data = {"ref": ref, "ground": why, "amount": amount, "fee": fee["fee"]}
+            events = [NewEvent("request.fee_asked", subject=row.identity_hash, data=data)]
+            if state is S.awaiting_verification:  # asked once the person is known
+                self._move(conn, row.id, state, state, now, values={"fee": fee})
+                return events
+            if state is S.awaiting_fee:
+                self._move(conn, row.id, state, state, now, values={"fee": fee})
+            else:
+                values = {"fee": fee, "paused_at": now}
+                self._move(conn, row.id, state, S.awaiting_fee, now, values=values)
+                events.append(self._event(ref, row.identity_hash, state, S.awaiting_fee, why))
+            self._tell_fee(conn, row.id, ref, row.kind, self._contact(row), fee)
+            return events
+
+        return self._by_hand(ref, charge)
+
+    def fee_paid(self, ref: str, *, by: str) -> RequestView:
+        """The fee was paid (`by`: who of the privacy team saw it): the request goes on, its
+        deadline pushed back by the days it waited, and the person is told the new date."""
+        if not by.strip():
+            raise RequestError("say who saw the payment (--by NAME)")
+
+        def paid(conn: Connection, row: Any) -> list[NewEvent]:
+            now, state = self.clock(), S(row.state)
+            if state is not S.awaiting_fee:
+                raise RequestError(f"request {ref} is {state.value}, not awaiting a fee")
+            if not (row.fee or {}).get("amount"):
+                raise RequestError(
+                    f"no amount was asked for request {ref} yet: ask it first "
+                    f"(lawful request charge {ref} --amount 'EUR 25')"
+                )
+            fee = {**row.fee, "paid_at": now.isoformat(), "paid_by": by.strip()}
+            back = self._after_verification(RequestKind(row.kind))
+            due, moved = self._resume(conn, row, back, now, {"fee": fee})
+            self._tell(
+                conn, row.id, ref, row.kind, self._contact(row), "acknowledged", due=due.date()
+            )
+            data = {
+                "ref": ref,
+                "amount": fee["amount"],
+                "by": fee["paid_by"],
+                "due_at": due.isoformat(),
+            }
+            return [NewEvent("request.fee_paid", subject=row.identity_hash, data=data), moved]
+
+        return self._by_hand(ref, paid)
+
+    def _unpaid(self, ref: str, state: RequestState, fee: Mapping | None) -> refusals.Refusal:
+        if state is not S.awaiting_fee or not fee:
+            raise RequestError(
+                f"request {ref} is {state.value}: only a request awaiting its fee can be "
+                f"closed as {refusals.FEE_UNPAID}"
+            )
+        return refusals.fee_unpaid(self.policy, fee["ground"], fee.get("amount"))
+
+    def _tell_fee(
+        self, conn: Connection, request_id: int, ref: str, kind: str, to: Identity, fee: Mapping
+    ) -> None:
+        text = refusals.fee_text(self.policy, fee["ground"], fee.get("amount"))
+        self._tell(conn, request_id, ref, kind, to, "fee", reason=text)
 
     def _by_hand(self, ref: str, act: Callable[[Connection, Any], list[NewEvent]]) -> RequestView:
         """A person's move on request `ref`, in one transaction: the audit head locked
@@ -664,8 +746,8 @@ class Requests:
             query = query.where(requests.c.state == S(state).value)
         elif open_only or overdue or due_within is not None:
             query = query.where(requests.c.state.notin_([s.value for s in CLOSED]))
-        if overdue:
-            query = query.where(requests.c.due_at < now)
+        if overdue:  # a stopped clock (awaiting a fee, a UK clarification) runs late for no one
+            query = query.where(requests.c.due_at < now, requests.c.paused_at.is_(None))
         if due_within is not None:
             query = query.where(requests.c.due_at <= now + due_within)
         with self.store.engine.connect() as conn:
@@ -770,6 +852,8 @@ class Requests:
         `current` (and, with `unchanged_since`, that it was not updated after that). When
         it no longer is: RequestError, or False when not `must`."""
         path = [current, *through, new]
+        if path == [current, current]:  # staying: values change, the state does not
+            path = [current]
         try:
             for old, to in itertools.pairwise(path):
                 check_move(old, to)
@@ -805,33 +889,35 @@ class Requests:
         self._move(conn, request_id, current, new, now, values=values)
 
     def _verified(
-        self,
-        conn: Connection,
-        request_id: int,
-        ref: str,
-        kind: RequestKind,
-        current: RequestState,
-        now: datetime,
-        *,
-        by: str,
-        subject: str | None,
-        why: str,
-    ) -> tuple[RequestState, list[NewEvent]]:
-        """Mark verified (by method `by`), then await approval or queue the job: the state
-        it ends in, and the two moves' audit events (`why` explains the verification).
-        One UPDATE: the row passes through verified (verified_at set) to that state."""
-        values = {"verified_by": by}
-        new = self._after_verification(kind)
-        self._move(conn, request_id, current, new, now, through=[S.verified], values=values)
+        self, conn: Connection, row: Any, now: datetime, *, by: str, why: str
+    ) -> list[NewEvent]:
+        """Mark the request in `row` verified (by method `by`), then await approval, or its
+        fee, or queue the job, and tell the person; the two moves' audit events (`why`
+        explains the verification). One UPDATE: the row passes through verified
+        (verified_at set) to the state it ends in."""
+        current, subject = S(row.state), row.identity_hash
+        values: dict[str, Any] = {"verified_by": by}
+        fee = row.fee if row.fee and not row.fee.get("paid_at") else None
+        if fee is not None:  # over the repeat limit, or charged by hand before verification
+            fee = {**fee, "asked_at": now.isoformat()}
+            new = S.awaiting_fee
+            values.update(fee=fee, paused_at=now)
+        else:
+            new = self._after_verification(RequestKind(row.kind))
+        self._move(conn, row.id, current, new, now, through=[S.verified], values=values)
         if new is S.in_progress:
-            job_queue.enqueue(
-                conn, request_id=request_id, controller_id=self.controller_id, now=now
+            job_queue.enqueue(conn, request_id=row.id, controller_id=self.controller_id, now=now)
+        contact = self._contact(row)
+        if fee is not None:
+            self._tell_fee(conn, row.id, row.ref, row.kind, contact, fee)
+        else:
+            self._tell(
+                conn, row.id, row.ref, row.kind, contact, "acknowledged", due=row.due_at.date()
             )
-        events = [
-            self._event(ref, subject, current, S.verified, why),
-            self._event(ref, subject, S.verified, new),
+        return [
+            self._event(row.ref, subject, current, S.verified, why),
+            self._event(row.ref, subject, S.verified, new, fee and fee["ground"]),
         ]
-        return new, events
 
     def _after_verification(self, kind: RequestKind) -> RequestState:
         """Where a verified request goes: to a person's approval when the policy asks for
@@ -896,8 +982,8 @@ class Requests:
         deadline = dl.compute_deadline(
             self.policy, RequestKind(row.kind), row.jurisdiction, row.received_at
         )
-        if row.paused_days:
-            deadline = dl.pause(deadline, row.paused_days)
+        if row.paused_days:  # each pause was one the law allows when it was taken
+            deadline = dl.pause(deadline, row.paused_days, anywhere=True)
         return deadline
 
     def _tell(
@@ -1043,6 +1129,8 @@ def _view(row: Any, steps: Sequence[Any]) -> RequestView:
         refusal=row.refusal,
         receipt=row.receipt,
         steps=[{"seq": s.seq, "name": s.name, "state": s.state, "result": s.result} for s in steps],
+        fee=row.fee,
+        paused=row.paused_at is not None,
     )
 
 

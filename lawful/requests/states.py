@@ -4,7 +4,9 @@
         → completed | partially_completed | denied | withdrawn
 
 A request may be denied or withdrawn from any open state; awaiting_clarification pauses
-the clock (UK) and returns to where it was. Closed states are final.
+the clock (UK) and returns to where it was; awaiting_fee (an excessive request the policy
+lets the controller answer for a fee) waits for the payment, its clock starting again
+from it. Closed states are final.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class RequestState(StrEnum):
     verified = "verified"
     awaiting_approval = "awaiting_approval"
     awaiting_clarification = "awaiting_clarification"
+    awaiting_fee = "awaiting_fee"
     in_progress = "in_progress"
     completed = "completed"
     partially_completed = "partially_completed"
@@ -40,16 +43,22 @@ CLOSED = frozenset(
 
 S = RequestState
 _OPEN_TO_END = {S.denied, S.withdrawn}
+# The states before the job runs, where a request can wait on its subject and come back.
+_WAITING = {S.awaiting_verification, S.verified, S.awaiting_approval}
 MOVES: dict[RequestState, frozenset[RequestState]] = {
-    S.received: frozenset({S.awaiting_verification, S.verified, *_OPEN_TO_END}),
-    S.awaiting_verification: frozenset({S.verified, S.awaiting_clarification, *_OPEN_TO_END}),
+    S.received: frozenset({S.awaiting_verification, S.verified, S.awaiting_fee, *_OPEN_TO_END}),
+    S.awaiting_verification: frozenset(
+        {S.verified, S.awaiting_clarification, S.awaiting_fee, *_OPEN_TO_END}
+    ),
     S.verified: frozenset(
-        {S.awaiting_approval, S.in_progress, S.awaiting_clarification, *_OPEN_TO_END}
+        {S.awaiting_approval, S.in_progress, S.awaiting_clarification, S.awaiting_fee}
+        | _OPEN_TO_END
     ),
-    S.awaiting_approval: frozenset({S.in_progress, S.awaiting_clarification, *_OPEN_TO_END}),
-    S.awaiting_clarification: frozenset(
-        {S.awaiting_verification, S.verified, S.awaiting_approval, S.in_progress, *_OPEN_TO_END}
+    S.awaiting_approval: frozenset(
+        {S.in_progress, S.awaiting_clarification, S.awaiting_fee, *_OPEN_TO_END}
     ),
+    S.awaiting_clarification: frozenset({*_WAITING, S.in_progress, *_OPEN_TO_END}),
+    S.awaiting_fee: frozenset({*_WAITING, S.in_progress, *_OPEN_TO_END}),
     # Once running, a request ends by its job: withdrawal can no longer undo an erasure.
     S.in_progress: frozenset({S.completed, S.partially_completed, S.denied}),
     S.completed: frozenset(),
@@ -68,6 +77,10 @@ STATUS_TEXT: dict[RequestState, str] = {
     S.awaiting_approval: "Your request is being reviewed by our privacy team.",
     S.awaiting_clarification: (
         "We need more information from you to go on; the deadline is paused until you reply."
+    ),
+    S.awaiting_fee: (
+        "Your request goes beyond what we answer free of charge; we will go on once the fee is"
+        " paid, and the time we have to answer stands still until then."
     ),
     S.in_progress: "We are working on your request.",
     S.completed: "Your request is complete.",

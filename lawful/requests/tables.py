@@ -62,6 +62,8 @@ requests = Table(
     Column("closed_at", UTCDateTime(), nullable=True),
     Column("outcome", JSON(none_as_null=True), nullable=True),  # per step, counts and reasons
     Column("refusal", JSON(none_as_null=True), nullable=True),  # rule and text told the subject
+    # An excessive request answered for a fee: fee, ground, amount, asked_at, paid_at, by.
+    Column("fee", JSON(none_as_null=True), nullable=True),
     Column("receipt", JSON(none_as_null=True), nullable=True),  # signed, chained in the audit log
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_requests_controller_id_state_due_at", "controller_id", "state", "due_at"),

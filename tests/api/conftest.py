@@ -37,6 +37,7 @@ REQUESTS = """requests:
     default: 1 month
     extension: 2 months
   approval: [erasure]
+  fee: {default: free, when_excessive: reasonable_fee}
   exceptions: [legal_claims, others_rights]
 """
 EXTRA = """

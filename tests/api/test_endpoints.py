@@ -332,6 +332,49 @@ def test_deny_and_extend(api: Api) -> None:
     assert closed.status_code == 409
 
 
+def test_a_fee_asked_paid_or_left_unpaid(api: Api) -> None:
+    first, second = customers(api, 2)
+    operator = api.headers("operator")
+    ref = submit_verified(api, "erasure", first)  # awaiting approval under this policy
+    for body in ({"amount": "25 euros"}, {"amount": "EUR 25", "ground": "legal_claims"}):
+        bad = api.client.post(f"/api/v1/requests/{ref}/charge", json=body, headers=operator)
+        assert bad.status_code == 400 and bad.json()["code"] == "request.invalid", bad.text
+    early = api.client.post(f"/api/v1/requests/{ref}/fee-paid", json={}, headers=operator)
+    assert early.status_code == 409 and early.json()["code"] == "request.state"
+    charged = api.client.post(
+        f"/api/v1/requests/{ref}/charge", json={"amount": "EUR 25"}, headers=operator
+    )
+    assert charged.status_code == 200, charged.text
+    assert charged.json()["state"] == "awaiting_fee" and charged.json()["paused"] is True
+    status = api.client.get(f"/api/v1/requests/{ref}").json()  # what the person sees
+    assert status["fee"]["amount"] == "EUR 25" and "fee is paid" in status["status"]
+    assert "EUR 25" in api.sender.last(to=first, template="fee").body
+    paid = api.client.post(
+        f"/api/v1/requests/{ref}/fee-paid", json={"by": "Dana (DPO)"}, headers=operator
+    )
+    assert paid.status_code == 200, paid.text
+    assert request_row(api, ref)["state"] == "awaiting_approval"
+    [event] = api.sql("SELECT data FROM audit_events WHERE kind = 'request.fee_paid'")
+    assert "Dana (DPO)" in json.dumps(event.data)
+
+    other = submit_verified(api, "erasure", second)
+    api.client.post(f"/api/v1/requests/{other}/charge", json={"amount": "EUR 5"}, headers=operator)
+    unpaid = api.client.post(
+        f"/api/v1/requests/{other}/deny", json={"rule": "fee_unpaid"}, headers=operator
+    )
+    assert unpaid.status_code == 200, unpaid.text
+    assert request_row(api, other)["state"] == "denied"
+    assert unpaid.json()["refusal"]["rule"] == "fee_unpaid"
+    again = api.client.post(
+        f"/api/v1/requests/{other}/deny", json={"rule": "fee_unpaid"}, headers=operator
+    )
+    assert again.status_code == 409
+    late = api.client.post(
+        f"/api/v1/requests/{other}/charge", json={"amount": "EUR 5"}, headers=operator
+    )
+    assert late.status_code == 409
+
+
 def _when(value: object) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -432,6 +475,25 @@ def test_audit_verify_and_events_of_one_subject(api: Api) -> None:
         "/api/v1/audit/events", params={"after": 2, "limit": 3}, headers=api.headers("operator")
     ).json()
     assert [e["seq"] for e in page] == [3, 4, 5]
+
+
+def test_numbers_beyond_a_store_column_are_refused_not_a_server_error(api: Api) -> None:
+    # Schemathesis found these: PostgreSQL cannot bind an integer past 64 bits.
+    operator = api.headers("operator")
+    huge = "1532032000888407851008"
+    events = api.client.get("/api/v1/audit/events", params={"after": huge}, headers=operator)
+    assert events.status_code == 422 and events.json()["field"] == "after"
+    for name in (huge, "\u00b2", "0"):
+        missing = api.client.get(f"/api/v1/incidents/{name}", headers=operator)
+        assert missing.status_code == 404, (name, missing.text)
+        assert missing.json()["code"] == "incident.not_found"
+    opened = api.client.post(
+        "/api/v1/incidents",
+        json={"discovered_at": "2026-01-02T10:00:00Z", "summary": "x", "people_estimate": 2**64},
+        headers=operator,
+    )
+    assert opened.status_code == 422 and opened.json()["field"] == "people_estimate"
+    assert api.sql("SELECT count(*) AS n FROM incidents")[0].n == 0
 
 
 def test_keys_listed_without_tokens(api: Api) -> None:

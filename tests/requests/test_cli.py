@@ -106,6 +106,35 @@ def test_privacy_team_commands(place: Path) -> None:
     assert "legal_claims" in last_mail(place, "denied")
 
 
+def test_a_fee_from_the_command_line(place: Path) -> None:
+    refs = []
+    for _ in range(3):  # the policy allows two access requests a year, then a cost fee
+        code, out, err = run(
+            "request", "submit", "access", "--email", "customer-3@example.com", "--json"
+        )
+        assert code == 0, err
+        refs.append(json.loads(out)["ref"])
+    sent = re.search(r"^\s+(\d{6})\s*$", last_mail(place, "code"), re.M)
+    assert sent is not None
+    code, out, err = run("request", "verify", refs[-1], sent[1])
+    assert code == 0 and "awaiting_fee" in out, err
+    assert "a fee covering the cost of answering" in last_mail(place, "fee")
+    code, out, err = run("request", "fee-paid", refs[-1], "--by", "Ana")
+    assert code == 2 and "no amount was asked" in err
+    code, out, err = run("request", "charge", refs[-1], "--amount", "twenty")
+    assert code == 2 and "currency code and a sum" in err
+    code, out, err = run("request", "charge", refs[-1], "--amount", "EUR 25")
+    assert code == 0 and "fee (repeat_limit): EUR 25" in out, err
+    code, out, err = run("request", "fee-paid", refs[-1], "--by", "Ana", "--json")
+    assert code == 0, err
+    view = json.loads(out)
+    assert view["state"] == "in_progress" and view["fee"]["paid_by"] == "Ana"
+    code, out, err = run("request", "run")
+    assert code == 0 and "ran 1 request" in out, err
+    code, out, err = run("request", "receipt", refs[-1])
+    assert code == 0 and json.loads(out)["fee"]["amount"] == "EUR 25", err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

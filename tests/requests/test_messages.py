@@ -112,6 +112,11 @@ FIELDS = {
         "kind": "rectification",
         "question": "Which address should we correct?",
     },
+    "fee": {
+        "ref": "r1",
+        "kind": "access",
+        "reason": "Your request is excessive; we can answer it for a fee: EUR 25.",
+    },
     "completed": {"ref": "r1", "kind": "erasure"},
     "partially_completed": {
         "ref": "r1",

@@ -196,9 +196,8 @@ def test_listed_exceptions(
     assert refusal.text.startswith(f"We could not do all you asked, because of {title}. ")
     assert EXCEPTION_TEXT[RequestException(ground)] in refusal.text
     assert refusal.text.endswith("or go to court.")
-    assert refusal.fee == fee
-    if fee:
-        assert "We can still answer it if you agree to pay" in refusal.text
+    # A refusal is final: the fee the policy may allow (`fee`) is asked by charge_fee.
+    assert refusal.fee is None and "fee" not in refusal.text, fee
 
 
 def test_an_exception_the_policy_does_not_list() -> None:

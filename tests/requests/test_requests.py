@@ -386,16 +386,6 @@ def test_deny_extend_and_withdraw(engine: Engine, sender: MemorySender, shop_url
         requests.verify(second.ref, "123456")
 
 
-def test_the_repeat_limit_refuses_at_intake(engine: Engine, shop_url: str) -> None:
-    requests = engine.requests
-    _, email = a_customer(shop_url)
-    for _ in range(2):
-        assert requests.submit("access", f"email:{email}").state == "awaiting_verification"
-    third = requests.submit("access", f"email:{email}")
-    assert third.state == "denied"
-    assert requests.show(third.ref).refusal["rule"] == "repeat_limit"
-
-
 def test_list_by_deadline(engine: Engine, shop_url: str) -> None:
     requests = engine.requests
     _, email = a_customer(shop_url)

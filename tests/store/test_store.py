@@ -20,7 +20,7 @@ from lawful.store.schema import all_tables
 from lawful.store.tables import controllers, policy_versions
 from lawful.store.types import UTCDateTime
 
-HEAD = "0011"  # the newest migration
+HEAD = "0012"  # the newest migration
 
 PASSWORD = "s3cret-pw"
 

@@ -26,6 +26,10 @@ from lawful.requests.tables import requests as requests_table
 
 PREFIX = "/admin"
 CONSOLE_SCOPES = frozenset({Scope.admin, Scope.operator})
+# Where the privacy team can still ask the fee for an excessive request: before it runs.
+CHARGEABLE = frozenset(
+    {RequestState.awaiting_verification, RequestState.awaiting_approval, RequestState.awaiting_fee}
+)
 
 
 class _LoginNeeded(Exception):
@@ -39,6 +43,7 @@ def admin_app(site: Site) -> FastAPI:
     engine = site.engine
     policy = engine.policy
     requests = engine.requests
+    charges = refusals.FEE_TEXT.get(policy.requests.fee.when_excessive) is not None
     audit = AuditLog(engine.store, policy.key)
 
     async def to_login(request: Request, exc: Exception) -> Response:
@@ -165,8 +170,14 @@ def admin_app(site: Site) -> FastAPI:
                 "view": view,
                 "label": KIND_LABELS.get(view.kind, view.kind),
                 "events": timeline(ref),
-                "grounds": [str(g) for g in policy.requests.exceptions],
+                "grounds": [
+                    *([refusals.FEE_UNPAID] if state is RequestState.awaiting_fee else []),
+                    *(str(g) for g in policy.requests.exceptions),
+                ],
                 "can_approve": state is RequestState.awaiting_approval,
+                "can_charge": state in CHARGEABLE and charges,
+                "can_mark_paid": state is RequestState.awaiting_fee
+                and bool((view.fee or {}).get("amount")),
                 "can_deny": RequestState.denied in MOVES[state],
                 "can_extend": not state.closed and not view.extended,
                 "message": message,
@@ -201,13 +212,38 @@ def admin_app(site: Site) -> FastAPI:
         rule = values.get("rule", "")
         detail = values.get("detail", "").strip() or None
         try:
-            refusals.exception_refusal(policy, rule, detail)
+            if rule != refusals.FEE_UNPAID:
+                refusals.exception_refusal(policy, rule, detail)
         except refusals.RefusalError as exc:
             return refused(request, key, ref, str(exc), 400)
         state = RequestState(view_or_404(ref).state)
+        if rule == refusals.FEE_UNPAID and state is not RequestState.awaiting_fee:
+            return refused(request, key, ref, "This request is not awaiting a fee.")
         if RequestState.denied not in MOVES[state]:
             return refused(request, key, ref, f"This request is {state.value}: it can't be denied.")
         requests.deny(ref, rule, detail=detail)
+        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+
+    @app.post("/requests/{ref}/charge")
+    async def charge(request: Request, ref: str) -> Response:
+        key, values = await action(request)
+        if RequestState(view_or_404(ref).state) not in CHARGEABLE:
+            return refused(request, key, ref, "This request runs or is closed: too late for a fee.")
+        try:
+            requests.charge_fee(ref, amount=values.get("amount", ""))
+        except RequestError as exc:
+            return refused(request, key, ref, str(exc), 400)
+        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+
+    @app.post("/requests/{ref}/fee-paid")
+    async def fee_paid(request: Request, ref: str) -> Response:
+        key, _ = await action(request)
+        if RequestState(view_or_404(ref).state) is not RequestState.awaiting_fee:
+            return refused(request, key, ref, "This request is not awaiting a fee.")
+        try:
+            requests.fee_paid(ref, by=f"admin console: {key.name or key.prefix}")
+        except RequestError as exc:
+            return refused(request, key, ref, str(exc))
         return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
 
     @app.post("/requests/{ref}/extend")

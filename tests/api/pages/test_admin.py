@@ -194,6 +194,27 @@ def test_deny_and_extend_from_the_console(api: Api) -> None:
     assert closed.status_code == 409 and "closed" in closed.text
 
 
+def test_a_fee_from_the_console(api: Api) -> None:
+    ref = _request(api, 2)
+    login(api)
+    page = f"/admin/requests/{ref}"
+    shown = api.client.get(page).text
+    assert "Ask the fee" in shown and "The fee is paid" not in shown
+    bad = post(api, f"{page}/charge", {"amount": "a lot"}, token=csrf(api, page))
+    assert bad.status_code == 400 and "currency code" in bad.text
+    asked = post(api, f"{page}/charge", {"amount": "EUR 25"}, token=csrf(api, page))
+    assert asked.status_code == 303 and _state(api, ref) == "awaiting_fee"
+    shown = api.client.get(page).text
+    assert "EUR 25" in shown and "The fee is paid" in shown
+    assert '<option value="fee_unpaid">' in shown
+    paid = post(api, f"{page}/fee-paid", {}, token=csrf(api, page))
+    assert paid.status_code == 303 and _state(api, ref) == "awaiting_approval"
+    again = post(api, f"{page}/fee-paid", {}, token=csrf(api, page))
+    assert again.status_code == 409 and "not awaiting a fee" in again.text
+    unpaid = post(api, f"{page}/deny", {"rule": "fee_unpaid"}, token=csrf(api, page))
+    assert unpaid.status_code == 409 and _state(api, ref) == "awaiting_approval"
+
+
 def test_consent_statistics(api: Api) -> None:
     for n in range(3):
         api.engine.consent.give(f"email:{customer_email(api, n)}", "newsletter", channel="email")
