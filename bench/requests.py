@@ -84,6 +84,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
+import hashlib
 import json
 import multiprocessing
 import os
@@ -133,8 +135,8 @@ Rows = dict[str, set[Row]]
 class Figure:
     """One measure: lawful's samples, the baseline's, and whether its target is met.
 
-    A figure with no baseline (whole requests: no hand-written SQL does a request's
-    bookkeeping) has an empty `baseline` and no ratio.
+    A figure with no baseline (statement counts, throughput) has an empty `baseline` and
+    no ratio.
     """
 
     measure: str
@@ -1207,6 +1209,76 @@ class Done:
         return sum(self.store.values())
 
 
+class BareRequests:
+    """The baseline for whole requests: the least a hand-written request system does, on
+    the raw driver. Intake is one transaction on the store (the request row and its audit
+    entry); the data work is PeerSQL's hand-written queries (an access reads the rows and
+    stores them as JSON; an erasure runs its UPDATEs in one transaction, then reads the
+    subject again to show nothing is left, as lawful's proof does); the close is one more
+    transaction (the row completed with its result, an audit entry hash-chained to the
+    one before). No steps, no crash recovery, no receipt, no messages: what lawful adds
+    above this is the price of those."""
+
+    SCHEMA = (
+        "CREATE TABLE bare_requests (id bigserial PRIMARY KEY, ref text NOT NULL, "
+        "kind text NOT NULL, identity_hash text NOT NULL, state text NOT NULL, "
+        "received_at timestamptz NOT NULL, closed_at timestamptz, result jsonb)",
+        "CREATE TABLE bare_audit (seq bigserial PRIMARY KEY, at timestamptz NOT NULL, "
+        "kind text NOT NULL, ref text NOT NULL, data jsonb, hash text NOT NULL)",
+    )
+
+    def __init__(self, server: Server, store_db: str, peer_db: str) -> None:
+        self.store = server.connect(store_db, autocommit=False)
+        self.reader = server.connect(peer_db, autocommit=True)
+        self.writer = server.connect(peer_db, autocommit=False)
+        self.sql = PeerSQL()
+        self.last_hash = ""
+        for statement in self.SCHEMA:
+            self.store.execute(statement)  # type: ignore[arg-type]
+        self.store.commit()
+
+    def _audit(self, kind: str, ref: str, data: dict[str, Any]) -> None:
+        body = json.dumps({"kind": kind, "ref": ref, "data": data}, sort_keys=True, default=str)
+        self.last_hash = hashlib.sha256((self.last_hash + body).encode()).hexdigest()
+        self.store.execute(
+            "INSERT INTO bare_audit (at, kind, ref, data, hash) VALUES (now(), %s, %s, %s, %s)",
+            (kind, ref, json.dumps(data, default=str), self.last_hash),
+        )
+
+    def run(self, kind: str, customer: int) -> None:
+        """One request, received to completed."""
+        address = email(customer)
+        ref = secrets.token_hex(16)
+        self.store.execute(
+            "INSERT INTO bare_requests (ref, kind, identity_hash, state, received_at) "
+            "VALUES (%s, %s, %s, 'in_progress', now()) RETURNING id",
+            (ref, kind, hashlib.sha256(address.encode()).hexdigest()),
+        ).fetchone()
+        self._audit("request.received", ref, {"kind": kind})
+        self.store.commit()
+        if kind == "access":
+            rows = self.sql.find(self.reader, address)
+            result = {t: [list(r) for r in found] for t, found in rows.items()}
+        else:
+            changed = self.sql.erase(self.writer, [address])
+            self.writer.commit()
+            left = self.sql.find(self.reader, address)
+            if left["customers"]:
+                raise AssertionError("the baseline's erasure left the customer findable")
+            result = {"changed": changed}
+        self.store.execute(
+            "UPDATE bare_requests SET state = 'completed', closed_at = now(), result = %s "
+            "WHERE ref = %s",
+            (json.dumps(result, default=str), ref),
+        )
+        self._audit("request.completed", ref, {"kind": kind})
+        self.store.commit()
+
+    def close(self) -> None:
+        for conn in (self.store, self.reader, self.writer):
+            conn.close()
+
+
 def request_engine(
     server: Server, store_db: str, peer_db: str, keyring_json: str
 ) -> tuple[Any, Any]:
@@ -1420,8 +1492,9 @@ def run_requests(server: Server, args: argparse.Namespace, rng: random.Random) -
     pool = list(range(1, customers + 1))
     rng.shuffle(pool)
     warm, pool = pool[:10], pool[10:]
-    # One subject per request: n access + n erasure timed, then 2n for each throughput run.
-    need = 6 * n
+    # One subject per request: n access + n erasure timed, as many for the baseline, then
+    # 2n for each throughput run.
+    need = 8 * n + 10
     if len(pool) < need:
         raise SystemExit(f"{need + 10} customers are needed for --requests {n}")
     report = Report(
@@ -1446,7 +1519,24 @@ def run_requests(server: Server, args: argparse.Namespace, rng: random.Random) -
             one_request(engine, counter, "access" if i % 2 else "erasure", customer)
         plan = [("access", c) for c in pool[:n]] + [("erasure", c) for c in pool[n : 2 * n]]
         rng.shuffle(plan)
-        done = [one_request(engine, counter, kind, c) for kind, c in plan]
+        # The baseline does the same kinds in the same order for other customers, request
+        # by request, alternating which of the two goes first (load falls on both).
+        bare_warm, bare_pool = pool[-(2 * n + 10) : -2 * n], pool[-2 * n :]
+        theirs = [(kind, c) for (kind, _), c in zip(plan, bare_pool, strict=True)]
+        bare = BareRequests(server, store_db, peer_db)
+        for i, c in enumerate(bare_warm):
+            bare.run("access" if i % 2 else "erasure", c)
+        done: list[Done] = []
+        bare_seconds: dict[str, list[float]] = {"access": [], "erasure": []}
+        try:
+            for i, ((kind, c), (_, other)) in enumerate(zip(plan, theirs, strict=True)):
+                if i % 2:
+                    bare_seconds[kind].append(clock(functools.partial(bare.run, kind, other)))
+                done.append(one_request(engine, counter, kind, c))
+                if not i % 2:
+                    bare_seconds[kind].append(clock(functools.partial(bare.run, kind, other)))
+        finally:
+            bare.close()
         check_requests(engine, done)
         erased = [c for kind, c in plan if kind == "erasure"]
         if erased_left(server, peer_db, erased):
@@ -1460,11 +1550,12 @@ def run_requests(server: Server, args: argparse.Namespace, rng: random.Random) -
                     f"{kind} request, end to end",
                     "ms",
                     ms,
-                    [],
+                    [s * 1000 for s in bare_seconds[kind]],
                     fides=FIDES_REQUESTS[kind],
                     target=f"< {target:g} ms",
                     met=statistics.median(ms) < target,
-                    note="submit (verified) -> completed, receipt signed",
+                    note="submit (verified) -> completed, receipt signed; baseline: a bare "
+                    "hand-written request (BareRequests)",
                 )
             )
         for kind, items in by_kind.items():

@@ -297,6 +297,7 @@ class Requests:
             request_id = conn.execute(
                 sa.insert(requests).values(row).returning(requests.c.id)
             ).scalar_one()
+            tell = functools.partial(self._tell, conn, request_id, ref, request_kind, who)
             events = [
                 NewEvent(
                     "request.received",
@@ -324,16 +325,7 @@ class Requests:
             if refusal is not None:
                 events[-1] = self._event(ref, identity_hash, S.received, S.denied, refusal.rule)
                 append(conn, self.controller_id, self.key, events)
-                self._tell(
-                    conn,
-                    request_id,
-                    ref,
-                    request_kind,
-                    who,
-                    "denied",
-                    rule=refusal.rule,
-                    rule_text=refusal.text,
-                )
+                tell("denied", rule=refusal.rule, rule_text=refusal.text)
                 return Intake(ref, S.denied.value, STATUS_TEXT[S.denied], deadline.due_at, None)
             if trusted_by is not None:
                 if state is S.in_progress:
@@ -348,15 +340,7 @@ class Requests:
                 if state is S.awaiting_fee:
                     self._tell_fee(conn, request_id, ref, request_kind, who, fee)
                 else:
-                    self._tell(
-                        conn,
-                        request_id,
-                        ref,
-                        request_kind,
-                        who,
-                        "acknowledged",
-                        due=deadline.due_at.date(),
-                    )
+                    tell("acknowledged", due=deadline.due_at.date())
                 return Intake(ref, state.value, STATUS_TEXT[state], deadline.due_at, None)
             append(conn, self.controller_id, self.key, events)
             if code_channel is None:
@@ -378,9 +362,7 @@ class Requests:
                 now,
                 ttl=timedelta(minutes=CODE_MINUTES),
             )
-            self._tell(
-                conn, request_id, ref, request_kind, who, "code", code=code, minutes=CODE_MINUTES
-            )
+            tell("code", code=code, minutes=CODE_MINUTES)
             return Intake(
                 ref,
                 S.awaiting_verification.value,
