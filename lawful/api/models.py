@@ -165,6 +165,16 @@ class VerifyIn(Body):
     code: str = Field(min_length=1, max_length=20)
 
 
+class FeeOut(BaseModel):
+    """The fee asked for an excessive request, as the person sees it (not who saw it paid)."""
+
+    fee: str = Field(description="reasonable_fee or cost_fee, as the policy says")
+    ground: str = Field(description="repeat_limit, excessive or manifestly_unfounded")
+    amount: str | None = Field(description="As the person was told it, e.g. EUR 25")
+    asked_at: datetime | None = None
+    paid_at: datetime | None = None
+
+
 class RequestStatusOut(BaseModel):
     """What the person who asked sees: no personal data."""
 
@@ -178,14 +188,16 @@ class RequestStatusOut(BaseModel):
     extension_reason: str | None
     closed_at: datetime | None
     refusal: dict[str, Any] | None
-    fee: dict[str, Any] | None = Field(
-        None, description="The fee asked for an excessive request: ground, amount, paid_at"
-    )
+    fee: FeeOut | None = Field(None, description="The fee asked for an excessive request")
     paused: bool = Field(False, description="Whether the deadline's clock stands still")
 
 
 class RequestOut(RequestStatusOut):
     """What the privacy team sees."""
+
+    fee: dict[str, Any] | None = Field(  # type: ignore[assignment]
+        None, description="The fee: ground, amount, asked_at, paid_at, paid_by"
+    )
 
     acknowledge_by: datetime | None
     verified_at: datetime | None

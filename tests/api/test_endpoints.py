@@ -348,6 +348,7 @@ def test_a_fee_asked_paid_or_left_unpaid(api: Api) -> None:
     assert charged.json()["state"] == "awaiting_fee" and charged.json()["paused"] is True
     status = api.client.get(f"/api/v1/requests/{ref}").json()  # what the person sees
     assert status["fee"]["amount"] == "EUR 25" and "fee is paid" in status["status"]
+    assert "paid_by" not in status["fee"]  # who of the team saw it paid is theirs to know
     assert "EUR 25" in api.sender.last(to=first, template="fee").body
     paid = api.client.post(
         f"/api/v1/requests/{ref}/fee-paid", json={"by": "Dana (DPO)"}, headers=operator
@@ -356,6 +357,10 @@ def test_a_fee_asked_paid_or_left_unpaid(api: Api) -> None:
     assert request_row(api, ref)["state"] == "awaiting_approval"
     [event] = api.sql("SELECT data FROM audit_events WHERE kind = 'request.fee_paid'")
     assert "Dana (DPO)" in json.dumps(event.data)
+    status = api.client.get(f"/api/v1/requests/{ref}").json()
+    assert status["fee"]["paid_at"] and "paid_by" not in status["fee"]
+    team = api.client.get(f"/api/v1/requests/{ref}/details", headers=operator).json()
+    assert team["fee"]["paid_by"] == "Dana (DPO)"
 
     other = submit_verified(api, "erasure", second)
     api.client.post(f"/api/v1/requests/{other}/charge", json={"amount": "EUR 5"}, headers=operator)

@@ -83,6 +83,8 @@ def test_subject_answers_hold_no_personal_data(api: Api) -> None:
         "extension_reason",
         "closed_at",
         "refusal",
+        "fee",
+        "paused",
     }
 
 
