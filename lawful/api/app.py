@@ -39,6 +39,7 @@ from lawful.requests import refusals
 from lawful.requests.deadlines import parse_window
 from lawful.requests.service import RequestError
 from lawful.requests.states import MOVES, RequestState
+from lawful.requests.verify import OnBehalf, OnBehalfError
 from lawful.subjects import Identity, IdentityError, registry
 
 PREFIX = "/api/v1"
@@ -214,6 +215,17 @@ def _identity(text: str, field: str) -> Identity:
         return Identity.parse(text)
     except IdentityError as exc:
         raise ApiError(400, "identity.invalid", str(exc), field) from None
+
+
+def _on_behalf(body: m.OnBehalfIn | None) -> OnBehalf | None:
+    """The request's `on_behalf`, checked; errors name the field, never the actor."""
+    if body is None:
+        return None
+    actor = _identity(body.actor, "on_behalf.actor")
+    try:
+        return OnBehalf(body.role, actor, body.proof, body.document_sha256)
+    except OnBehalfError as exc:
+        raise ApiError(400, "request.on_behalf", str(exc), "on_behalf") from None
 
 
 def _known(value: str | None, names: Iterable[str], field: str, noun: str) -> None:
@@ -542,14 +554,19 @@ def _requests(route: Any, engine: Engine) -> None:
         )
         who = _identity(body.identity, "identity")
         _jurisdiction(engine, body.jurisdiction)
-        intake = requests.submit(
-            body.kind,
-            who,
-            jurisdiction=body.jurisdiction,
-            params=body.params,
-            channel="api",
-            assertion=body.assertion,
-        )
+        acting = _on_behalf(body.on_behalf)
+        try:
+            intake = requests.submit(
+                body.kind,
+                who,
+                jurisdiction=body.jurisdiction,
+                params=body.params,
+                channel="api",
+                assertion=body.assertion,
+                on_behalf=acting,
+            )
+        except OnBehalfError as exc:  # an agent the policy does not accept
+            raise ApiError(400, "request.on_behalf", str(exc), "on_behalf") from None
         return {
             "ref": intake.ref,
             "state": intake.state,

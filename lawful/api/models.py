@@ -143,12 +143,42 @@ class PreferencesOut(BaseModel):
 # -- requests ----------------------------------------------------------------------------
 
 
+class OnBehalfIn(Body):
+    """Someone asking for the subject: an authorised agent (CCPA) or a child's parent.
+
+    The subject is still verified as for their own request; only the actor's keyed hash
+    is stored, never their identity.
+    """
+
+    role: Literal["agent", "parent"]
+    actor: str = Field(
+        min_length=1,
+        max_length=320,
+        description="Who asks: their identity (only its keyed hash is stored)",
+        examples=["email:agent@firm.example"],
+    )
+    proof: str = Field(
+        min_length=1,
+        max_length=500,
+        description="What they showed, in at most 200 characters once spaces are collapsed",
+        examples=["signed permission", "birth certificate"],
+    )
+    document_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The SHA-256 (lowercase hex) of the document they showed, if one is kept",
+    )
+
+
 class RequestIn(Body):
     kind: str = Field(examples=["access", "erasure"])
     identity: str = Identity
     jurisdiction: str | None = None
     params: dict[str, Any] | None = None
     assertion: str | None = Field(None, description="A signed-in assertion from your app")
+    on_behalf: OnBehalfIn | None = Field(
+        None, description="Set when an authorised agent or a parent asks for the subject"
+    )
 
 
 class IntakeOut(BaseModel):

@@ -33,8 +33,9 @@ from lawful.options import usage as _usage
 from lawful.requests.deadlines import DeadlineError, parse_window
 from lawful.requests.refusals import RefusalError
 from lawful.requests.service import RequestError, RequestView
+from lawful.requests.verify import OnBehalf, OnBehalfError
 from lawful.store import StoreError
-from lawful.subjects import IdentityError, KeyringError, KeyringMissing
+from lawful.subjects import Identity, IdentityError, KeyringError, KeyringMissing
 
 request_app = typer.Typer(
     help="Data-subject requests: submit, verify, run, follow.", no_args_is_help=True
@@ -55,7 +56,14 @@ def _engine(
     )
     try:
         yield engine
-    except (RequestError, IdentityError, DeadlineError, RefusalError, KeyringMissing) as exc:
+    except (
+        RequestError,
+        IdentityError,
+        DeadlineError,
+        RefusalError,
+        OnBehalfError,  # e.g. an agent under a policy that accepts none
+        KeyringMissing,
+    ) as exc:
         _usage(str(exc))
     except (KeyringError, StoreError, ConnectError) as exc:
         _refuse(str(exc))
@@ -86,6 +94,44 @@ def _show(view: RequestView, as_json: bool) -> None:
         typer.echo(f"  step {step['seq']} {step['name']}: {step['state']}")
 
 
+def _on_behalf(
+    role: str | None, actor: str | None, proof: str | None, document: Path | None
+) -> OnBehalf | None:
+    """The `--on-behalf`, `--actor`, `--proof` and `--document` options as an OnBehalf
+    (None when none is given); anything wrong or missing exits 2 and says what."""
+    given = {"--on-behalf": role, "--actor": actor, "--proof": proof}
+    missing = [name for name, value in given.items() if value is None]
+    if len(missing) == len(given):
+        if document is not None:
+            _usage(
+                "--document is the proof of someone acting for the person: "
+                "give it with --on-behalf, --actor and --proof"
+            )
+        return None
+    if missing:
+        _usage(
+            "a request made for someone else needs --on-behalf (agent or parent), --actor "
+            f"and --proof together: {' and '.join(missing)} missing"
+        )
+    assert role is not None and actor is not None and proof is not None
+    try:
+        who = Identity.parse(actor)
+    except IdentityError as exc:
+        _usage(f"--actor: {exc}")  # the message never repeats the identity
+    digest = None
+    if document is not None:
+        try:
+            digest = OnBehalf.document_hash(document.read_bytes())
+        except FileNotFoundError:
+            _usage(f"--document {document}: no such file")
+        except OSError as exc:
+            _usage(f"--document {document}: cannot be read ({exc.strerror or exc})")
+    try:
+        return OnBehalf(role, who, proof, digest)  # type: ignore[arg-type]  # OnBehalf checks it
+    except OnBehalfError as exc:
+        _usage(str(exc))
+
+
 @request_app.command("submit")
 def submit(
     kind: Annotated[
@@ -101,15 +147,48 @@ def submit(
     assertion: Annotated[
         str | None, typer.Option(help="A signed-in assertion from your app")
     ] = None,
+    on_behalf: Annotated[
+        str | None,
+        typer.Option(
+            "--on-behalf",
+            metavar="ROLE",
+            help="Someone asks for the person: agent (an authorised agent) or parent",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            metavar="IDENTITY",
+            help="Who asks for the person, e.g. email:agent@firm.example (stored as a keyed hash)",
+        ),
+    ] = None,
+    proof: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT",
+            help="What they showed, e.g. 'signed permission', 'birth certificate'",
+        ),
+    ] = None,
+    document: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="The document they showed: only its SHA-256 is recorded",
+        ),
+    ] = None,
     policy: PolicyOption = None,
     store: StoreOption = None,
     keyring: KeyringOption = None,
     dataset: DatasetOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Take a request; a code goes to the email or phone given unless an assertion vouches."""
+    """Take a request; a code goes to the email or phone given unless an assertion vouches.
+
+    For a request made by an authorised agent or a parent, give --on-behalf, --actor and
+    --proof (and --document): the person is still verified, as for their own request."""
     if bool(email) == bool(phone):
         _usage("name the person with exactly one of --email or --phone")
+    acting = _on_behalf(on_behalf, actor, proof, document)
     identity = f"email:{email}" if email else f"phone:{phone}"
     params: dict[str, Any] = {}
     for item in param or []:
@@ -128,6 +207,7 @@ def submit(
             params=params,
             channel="cli",
             assertion=assertion,
+            on_behalf=acting,
         )
         if as_json:
             _print({k: getattr(intake, k) for k in intake.__dataclass_fields__})

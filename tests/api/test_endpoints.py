@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import zipfile
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from lawful.requests.tables import requests
+from lawful.requests.verify import OnBehalf
+from lawful.subjects import Identity
 from tests.api.conftest import Api, code_for
 
 
@@ -26,10 +31,13 @@ def ledger(api: Api, record: str) -> dict[str, object]:
     return dict(row._mapping)
 
 
-def submit_verified(api: Api, kind: str, email: str) -> str:
-    intake = api.client.post(
-        "/api/v1/requests", json={"kind": kind, "identity": f"email:{email}", "jurisdiction": "eu"}
-    )
+def submit_verified(
+    api: Api, kind: str, email: str, *, on_behalf: dict[str, Any] | None = None
+) -> str:
+    body: dict[str, Any] = {"kind": kind, "identity": f"email:{email}", "jurisdiction": "eu"}
+    if on_behalf is not None:
+        body["on_behalf"] = on_behalf
+    intake = api.client.post("/api/v1/requests", json=body)
     assert intake.status_code == 202, intake.text
     ref = intake.json()["ref"]
     answer = api.client.post(
@@ -378,6 +386,122 @@ def test_a_fee_asked_paid_or_left_unpaid(api: Api) -> None:
         f"/api/v1/requests/{other}/charge", json={"amount": "EUR 5"}, headers=operator
     )
     assert late.status_code == 409
+
+
+AGENT = "email:agent@privacy-firm.example"
+PERMISSION = b"%PDF-1.7 I authorise Privacy Firm to ask for my data. Signed, the customer"
+
+
+def _data(value: object) -> dict[str, Any]:
+    """A JSON column as read by plain SQL: text on SQLite, a dict on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value  # type: ignore[return-value]
+
+
+def test_an_authorised_agent_asks_for_a_customer(api: Api) -> None:
+    email = customers(api)[0]
+    agent = {
+        "role": "agent",
+        "actor": AGENT,
+        "proof": "signed permission",
+        "document_sha256": OnBehalf.document_hash(PERMISSION),
+    }
+    # The customer gets the code and confirms; the agent gets nothing.
+    ref = submit_verified(api, "access", email, on_behalf=agent)
+    assert not [m for m in api.sender.sent if m.to == AGENT.removeprefix("email:")]
+    api.engine.requests.run_pending()
+    assert request_row(api, ref)["state"] == "completed"
+
+    [row] = api.sql("SELECT * FROM requests WHERE ref = :ref", ref=ref)
+    assert _data(row.on_behalf) == {
+        "role": "agent",
+        "actor_kind": "email",
+        "actor_hash": api.engine.keyring.hash(Identity.parse(AGENT)),
+        "proof": "signed permission",
+        "document_sha256": OnBehalf.document_hash(PERMISSION),
+    }
+    received = [
+        _data(e.data)
+        for e in api.sql("SELECT data FROM audit_events WHERE kind = 'request.received'")
+    ]
+    assert [d["on_behalf"] for d in received if d["ref"] == ref] == ["agent"]
+    # The agent's address is nowhere in lawful's store.
+    for table in ("requests", "audit_events", "request_steps", "request_messages"):
+        rows = " ".join(str(tuple(r)) for r in api.sql(f"SELECT * FROM {table}"))
+        assert "privacy-firm" not in rows, table
+
+
+def test_a_bad_on_behalf_is_refused_naming_the_field(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    email = customers(api)[0]
+    agent = {"role": "agent", "actor": AGENT, "proof": "signed permission"}
+    cases: list[tuple[dict[str, Any], int, str, str]] = [
+        ({**agent, "role": "friend"}, 422, "request.validation", "on_behalf.role"),
+        (
+            {**agent, "actor": "email:agent@privacy-firm"},
+            400,
+            "identity.invalid",
+            "on_behalf.actor",
+        ),
+        ({**agent, "actor": "agent-privacy-firm"}, 400, "identity.invalid", "on_behalf.actor"),
+        ({**agent, "actor": "x" * 321}, 422, "request.validation", "on_behalf.actor"),
+        ({"role": "agent", "actor": AGENT}, 422, "request.validation", "on_behalf.proof"),
+        ({**agent, "proof": "   "}, 400, "request.on_behalf", "on_behalf"),
+        ({**agent, "proof": "x" * 300}, 400, "request.on_behalf", "on_behalf"),
+        ({**agent, "proof": "x" * 501}, 422, "request.validation", "on_behalf.proof"),
+        (
+            {**agent, "document_sha256": "A" * 64},
+            422,
+            "request.validation",
+            "on_behalf.document_sha256",
+        ),
+        (
+            {**agent, "document_sha256": "ab12"},
+            422,
+            "request.validation",
+            "on_behalf.document_sha256",
+        ),
+        ({**agent, "note": "x"}, 422, "request.validation", "on_behalf.note"),
+    ]
+    for on_behalf, status, code, field in cases:
+        answer = api.client.post(
+            "/api/v1/requests",
+            json={"kind": "access", "identity": f"email:{email}", "on_behalf": on_behalf},
+        )
+        assert answer.status_code == status, (on_behalf, answer.text)
+        assert answer.json()["code"] == code and answer.json()["field"] == field, answer.text
+        assert "privacy-firm" not in answer.text and email not in answer.text
+    assert api.sql("SELECT count(*) AS n FROM requests")[0].n == 0
+    assert api.sender.sent == []
+    assert "privacy-firm" not in caplog.text and email not in caplog.text
+
+
+def test_a_policy_without_agents_refuses_them_over_the_api(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This policy, but for requests.authorised_agents: the engine's own is left as it is.
+    policy = api.engine.requests.policy
+    without = policy.model_copy(
+        update={"requests": policy.requests.model_copy(update={"authorised_agents": False})}
+    )
+    monkeypatch.setattr(api.engine.requests, "policy", without)
+    email = customers(api)[0]
+    agent = {"role": "agent", "actor": AGENT, "proof": "signed permission"}
+    refused = api.client.post(
+        "/api/v1/requests",
+        json={"kind": "access", "identity": f"email:{email}", "on_behalf": agent},
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "request.on_behalf"
+    assert refused.json()["field"] == "on_behalf"
+    assert "requests.authorised_agents is false" in refused.json()["message"]
+    assert api.sql("SELECT count(*) AS n FROM requests")[0].n == 0
+    # A parent may still ask for a child.
+    parent = {**agent, "role": "parent", "proof": "birth certificate"}
+    ref = submit_verified(api, "access", email, on_behalf=parent)
+    [row] = api.sql("SELECT on_behalf FROM requests WHERE ref = :ref", ref=ref)
+    assert _data(row.on_behalf)["role"] == "parent"
 
 
 def _when(value: object) -> datetime:

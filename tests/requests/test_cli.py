@@ -9,11 +9,13 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from examples.shop.generate import generate
 from lawful.cli import app
-from lawful.subjects import Keyring
+from lawful.requests.verify import OnBehalf
+from lawful.subjects import Identity, Keyring, load_keyring
 from tests.requests.test_requests import SHOP_DATASET, shop_policy_text
 
 runner = CliRunner()
@@ -133,6 +135,119 @@ def test_a_fee_from_the_command_line(place: Path) -> None:
     assert code == 0 and "ran 1 request" in out, err
     code, out, err = run("request", "receipt", refs[-1])
     assert code == 0 and json.loads(out)["fee"]["amount"] == "EUR 25", err
+
+
+def test_an_authorised_agent_asks_from_the_command_line(place: Path) -> None:
+    permission = place / "permission.pdf"
+    permission.write_bytes(b"%PDF-1.7 I authorise the agent to ask for my data")
+    code, out, err = run(
+        "request",
+        "submit",
+        "access",
+        "--email",
+        "customer-4@example.com",
+        "--on-behalf",
+        "agent",
+        "--actor",
+        "email:agent@firm.example",
+        "--proof",
+        "signed   permission",
+        "--document",
+        str(permission),
+        "--json",
+    )
+    assert code == 0, err
+    intake = json.loads(out)
+    assert intake["code_sent_to"] == "email"  # the customer confirms, not the agent
+    sent_to = [email.message_from_bytes(f.read_bytes())["To"] for f in (place / "mail").iterdir()]
+    assert sent_to and not [to for to in sent_to if "agent@firm" in to]
+    sent = re.search(r"^\s+(\d{6})\s*$", last_mail(place, "code"), re.M)
+    assert sent is not None
+    code, out, err = run("request", "verify", intake["ref"], sent[1])
+    assert code == 0, err
+    code, out, err = run("request", "run")
+    assert code == 0 and "ran 1 request" in out, err
+    code, out, err = run("request", "receipt", intake["ref"])
+    assert code == 0 and json.loads(out)["on_behalf"] == "agent", err
+
+    engine = sa.create_engine(f"sqlite:///{place / 'lawful.db'}", poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT * FROM requests WHERE ref = :ref"), {"ref": intake["ref"]}
+            ).one()
+    finally:
+        engine.dispose()
+    assert row.state == "completed"
+    stored = json.loads(row.on_behalf)
+    keyring = load_keyring(place / "lawful.keys")
+    assert stored == {
+        "role": "agent",
+        "actor_kind": "email",
+        "actor_hash": keyring.hash(Identity.parse("email:agent@firm.example")),
+        "proof": "signed permission",
+        "document_sha256": OnBehalf.document_hash(permission.read_bytes()),
+    }
+    # The agent's address is nowhere in the row, in clear.
+    assert "agent@firm" not in " ".join(str(value) for value in row)
+
+
+def test_a_policy_without_agents_refuses_one_on_the_command_line(place: Path) -> None:
+    policy = place / "policy.yaml"
+    text = policy.read_text()
+    assert "\n  verification:" in text
+    policy.write_text(
+        text.replace("\n  verification:", "\n  authorised_agents: false\n  verification:", 1)
+    )
+    agent = ["--on-behalf", "agent", "--actor", "email:agent@firm.example", "--proof", "a note"]
+    code, out, err = run("request", "submit", "access", "--email", "customer-5@example.com", *agent)
+    assert code == 2, (out, err)
+    assert "requests.authorised_agents is false" in err
+    assert "agent@firm" not in err and "customer-5" not in err
+    code, out, err = run("request", "list", "--closed")
+    assert code == 0 and out.strip() == "no requests", err
+
+
+AGENT = ["--actor", "email:agent@firm.example"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--on-behalf", "agent", *AGENT],
+            "--on-behalf (agent or parent), --actor and --proof together: --proof missing",
+        ),
+        (["--proof", "a note"], "--on-behalf and --actor missing"),
+        (
+            ["--on-behalf", "friend", *AGENT, "--proof", "a note"],
+            "unknown role 'friend' for someone acting for the subject: use 'agent' or 'parent'",
+        ),
+        (["--on-behalf", "agent", *AGENT, "--proof", "  "], "must say what proof was shown"),
+        (
+            ["--on-behalf", "agent", "--actor", "agent-at-firm", "--proof", "a note"],
+            "--actor: cannot tell which kind of identity this is",
+        ),
+        (
+            ["--on-behalf", "agent", "--actor", "email:agent@firm", "--proof", "a note"],
+            "--actor: the email address's domain has no dot",
+        ),
+        (
+            ["--on-behalf", "parent", *AGENT, "--proof", "a scan", "--document", "scan.pdf"],
+            "--document scan.pdf: no such file",
+        ),
+        (["--document", "scan.pdf"], "give it with --on-behalf, --actor and --proof"),
+    ],
+)
+def test_bad_on_behalf_options_exit_2_and_say_what_is_wrong(
+    place: Path, args: list[str], message: str
+) -> None:
+    code, out, err = run("request", "submit", "access", "--email", "customer-6@example.com", *args)
+    assert code == 2, (out, err)
+    assert message in err
+    assert "agent@firm" not in err  # the actor's identity is never echoed back
+    code, out, err = run("request", "list", "--closed")
+    assert out.strip() == "no requests", err  # nothing was taken
 
 
 @pytest.mark.parametrize(
