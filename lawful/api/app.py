@@ -719,6 +719,31 @@ def _requests(route: Any, engine: Engine) -> None:
 
     @route(
         "POST",
+        f"{PREFIX}/requests/{{ref}}/clarify",
+        [OP],
+        response_model=m.RequestOut,
+        tags=["requests"],
+        summary="Ask the person for more; under UK law the clock stops until they reply",
+    )
+    def clarify(ref: str, body: m.ClarifyIn) -> dict[str, Any]:
+        must_move(ref, RequestState.awaiting_clarification, "asked for clarification")
+        return requests.ask_clarification(ref, body.question).to_dict()
+
+    @route(
+        "POST",
+        f"{PREFIX}/requests/{{ref}}/clarified",
+        [OP],
+        response_model=m.RequestOut,
+        tags=["requests"],
+        summary="The person replied: the request goes on where it was",
+    )
+    def clarified(ref: str) -> dict[str, Any]:
+        if RequestState(requests.show(ref).state) is not RequestState.awaiting_clarification:
+            raise ApiError(409, "request.state", f"request {ref} is not awaiting clarification")
+        return requests.clarified(ref).to_dict()
+
+    @route(
+        "POST",
         f"{PREFIX}/requests/{{ref}}/charge",
         [OP],
         response_model=m.RequestOut,

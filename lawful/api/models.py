@@ -248,6 +248,10 @@ class DenyIn(Body):
     detail: str | None = Field(None, max_length=2000)
 
 
+class ClarifyIn(Body):
+    question: str = Field(min_length=1, max_length=1000, description="Sent to the person")
+
+
 class ChargeIn(Body):
     amount: str = Field(
         min_length=1, max_length=40, description="The fee with its currency", examples=["EUR 25"]

@@ -1,4 +1,4 @@
-"""`lawful request submit|verify|run|show|list|approve|extend|charge|fee-paid|deny|withdraw|receipt`.
+"""`lawful request submit|verify|run|show|list|approve|extend|clarify|clarified|charge|fee-paid|deny|withdraw|receipt`.
 
 Requests run against the datasets named with `--dataset FILE` (repeatable; default:
 datasets/*.yaml when there are any). Messages to people (codes, outcomes) go to the
@@ -336,6 +336,33 @@ def extend(
     """Extend the deadline as far as the law allows, once."""
     with _engine(policy, store, keyring, []) as engine:
         _show(engine.requests.extend(ref, reason), as_json)
+
+
+@request_app.command("clarify")
+def clarify(
+    ref: RefArg,
+    question: Annotated[str, typer.Option(help="What the person must tell you (sent to them)")],
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask the person for more before going on; under UK law the clock stops until they reply."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.ask_clarification(ref, question), as_json)
+
+
+@request_app.command("clarified")
+def clarified(
+    ref: RefArg,
+    policy: PolicyOption = None,
+    store: StoreOption = None,
+    keyring: KeyringOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The person replied: the request goes on where it was, its deadline moved by the pause."""
+    with _engine(policy, store, keyring, []) as engine:
+        _show(engine.requests.clarified(ref), as_json)
 
 
 @request_app.command("charge")

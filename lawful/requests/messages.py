@@ -88,7 +88,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "code": ("ref", "kind", "code", "minutes"),
     "acknowledged": ("ref", "kind", "due"),
     "extended": ("ref", "kind", "reason", "due"),
-    "awaiting_clarification": ("ref", "kind", "question"),
+    "awaiting_clarification": ("ref", "kind", "question", "paused"),  # paused: clock stops
     "fee": ("ref", "kind", "reason"),  # reason: refusals.fee_text, the fee and its ground
     "completed": ("ref", "kind"),
     "partially_completed": ("ref", "kind", "kept"),  # kept: reasons, each naming its rule

@@ -108,6 +108,7 @@ class RequestView:
         return out
 
 
+MAX_QUESTION = 1000  # characters of a clarification question, told to the person
 DELIVER_EVERY = 1.0  # seconds: how often a busy `run_pending` sends the queued messages
 
 
@@ -542,14 +543,21 @@ class Requests:
 
     def ask_clarification(self, ref: str, question: str) -> RequestView:
         """Ask the person for more; where the law says so the clock stops until they reply."""
+        question = " ".join(question.split()) if isinstance(question, str) else ""
+        if not question or len(question) > MAX_QUESTION:
+            raise RequestError(
+                f"the question is told to the person: write it, in at most {MAX_QUESTION} "
+                "characters"
+            )
 
         def ask(conn: Connection, row: Any) -> list[NewEvent]:
             state = S(row.state)
             now = self.clock()
-            paused = {
-                "paused_at": now if self._deadline(row).pauses else None,
-                "outcome": {"resume_to": state.value},
-            }
+            # Whether the law stops the clock (UK), extended or not.
+            stops = dl.compute_deadline(
+                self.policy, RequestKind(row.kind), row.jurisdiction, row.received_at
+            ).pauses
+            paused = {"paused_at": now if stops else None, "outcome": {"resume_to": state.value}}
             self._move(conn, row.id, state, S.awaiting_clarification, now, values=paused)
             self._tell(
                 conn,
@@ -559,6 +567,7 @@ class Requests:
                 self._contact(row),
                 "awaiting_clarification",
                 question=question,
+                paused=stops,
             )
             return [self._event(ref, row.identity_hash, state, S.awaiting_clarification)]
 

@@ -35,6 +35,8 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/requests/{ref}/deny"): {"json": {"rule": "legal_claims"}},
     ("POST", "/api/v1/requests/{ref}/extend"): {"json": {"reason": "many systems"}},
     ("POST", "/api/v1/requests/{ref}/charge"): {"json": {"amount": "EUR 25"}},
+    ("POST", "/api/v1/requests/{ref}/clarify"): {"json": {"question": "Which account?"}},
+    ("POST", "/api/v1/requests/{ref}/clarified"): {},
     ("POST", "/api/v1/requests/{ref}/fee-paid"): {"json": {}},
     ("POST", "/api/v1/disclosures"): {
         "json": {
@@ -90,6 +92,8 @@ EXPECTED = {
         ("POST", "/api/v1/requests/{ref}/extend"),
         ("POST", "/api/v1/requests/{ref}/charge"),
         ("POST", "/api/v1/requests/{ref}/fee-paid"),
+        ("POST", "/api/v1/requests/{ref}/clarify"),
+        ("POST", "/api/v1/requests/{ref}/clarified"),
         ("POST", "/api/v1/incidents"),
         ("GET", "/api/v1/incidents"),
         ("GET", "/api/v1/incidents/{incident}"),

@@ -340,6 +340,33 @@ def test_deny_and_extend(api: Api) -> None:
     assert closed.status_code == 409
 
 
+def test_clarification_asked_and_answered(api: Api) -> None:
+    [email] = customers(api, 1)
+    operator = api.headers("operator")
+    ref = submit_verified(api, "erasure", email)  # awaiting approval under this policy
+    empty = api.client.post(
+        f"/api/v1/requests/{ref}/clarify", json={"question": ""}, headers=operator
+    )
+    assert empty.status_code == 422 and empty.json()["field"] == "question"
+    early = api.client.post(f"/api/v1/requests/{ref}/clarified", headers=operator)
+    assert early.status_code == 409
+    asked = api.client.post(
+        f"/api/v1/requests/{ref}/clarify",
+        json={"question": "Which of your two accounts?"},
+        headers=operator,
+    )
+    assert asked.status_code == 200, asked.text
+    assert request_row(api, ref)["state"] == "awaiting_clarification"
+    assert "two accounts" in api.sender.last(to=email, template="awaiting_clarification").body
+    back = api.client.post(f"/api/v1/requests/{ref}/clarified", headers=operator)
+    assert back.status_code == 200 and request_row(api, ref)["state"] == "awaiting_approval"
+    api.client.post(f"/api/v1/requests/{ref}/approve", json={}, headers=operator)
+    late = api.client.post(
+        f"/api/v1/requests/{ref}/clarify", json={"question": "More?"}, headers=operator
+    )
+    assert late.status_code == 409 and late.json()["code"] == "request.state"
+
+
 def test_a_fee_asked_paid_or_left_unpaid(api: Api) -> None:
     first, second = customers(api, 2)
     operator = api.headers("operator")

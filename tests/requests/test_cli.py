@@ -108,6 +108,25 @@ def test_privacy_team_commands(place: Path) -> None:
     assert "legal_claims" in last_mail(place, "denied")
 
 
+def test_clarification_from_the_command_line(place: Path) -> None:
+    code, out, err = run(
+        "request", "submit", "access", "--email", "customer-4@example.com",
+        "--jurisdiction", "uk", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    ref = json.loads(out)["ref"]
+    code, out, err = run("request", "clarify", ref, "--question", "Which of your accounts?")
+    assert code == 0 and "awaiting_clarification" in out, err
+    told = last_mail(place, "awaiting_clarification")
+    assert "Which of your accounts?" in told and "paused" in told  # UK: the clock stops
+    code, out, err = run("request", "clarify", ref, "--question", " ")
+    assert code == 2 and "the question is told to the person" in err
+    code, out, err = run("request", "clarified", ref, "--json")
+    assert code == 0 and json.loads(out)["state"] == "awaiting_verification", err
+    code, out, err = run("request", "clarified", ref)
+    assert code == 2 and "not awaiting clarification" in err
+
+
 def test_a_fee_from_the_command_line(place: Path) -> None:
     refs = []
     for _ in range(3):  # the policy allows two access requests a year, then a cost fee

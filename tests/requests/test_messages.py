@@ -111,6 +111,7 @@ FIELDS = {
         "ref": "r1",
         "kind": "rectification",
         "question": "Which address should we correct?",
+        "paused": True,
     },
     "fee": {
         "ref": "r1",

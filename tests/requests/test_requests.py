@@ -777,6 +777,28 @@ def test_uk_clock_stops_while_awaiting_clarification(urls: tuple[str, str], shop
         assert events[-2:] == ["request.awaiting_clarification", "request.awaiting_verification"]
 
 
+def test_clarification_of_an_extended_request_and_what_the_person_is_told(
+    engine: Engine, sender: MemorySender, shop_url: str
+) -> None:
+    """An extended request can still be clarified; only where the law stops the clock
+    (UK) is the person told the deadline is paused."""
+    requests = engine.requests
+    _, email = a_customer(shop_url)
+    eu = requests.submit("access", f"email:{email}", jurisdiction="eu")
+    requests.extend(eu.ref, "several systems to search")
+    asked = requests.ask_clarification(eu.ref, "  Which   of your two accounts?  ")
+    assert asked.state == "awaiting_clarification" and not asked.paused
+    body = sender.last(to=email, template="awaiting_clarification").body
+    assert "Which of your two accounts?" in body and "paused" not in body
+    for question in ("", "   ", "x" * 1001):
+        with pytest.raises(RequestError, match="the question is told to the person"):
+            requests.ask_clarification(eu.ref, question)
+    back = requests.clarified(eu.ref)
+    assert back.state == "awaiting_verification" and back.due_at == asked.due_at
+    with pytest.raises(RequestError, match="not awaiting clarification"):
+        requests.clarified(eu.ref)
+
+
 def test_a_parent_asks_for_a_child(engine: Engine, sender: MemorySender, shop_url: str) -> None:
     """A request made by a parent carries who acted and what they showed (hashed, never
     the parent's raw identity), in the request and its audit event."""
