@@ -176,6 +176,8 @@ def admin_app(site: Site) -> FastAPI:
                 ],
                 "can_approve": state is RequestState.awaiting_approval,
                 "can_charge": state in CHARGEABLE and charges,
+                "can_clarify": RequestState.awaiting_clarification in MOVES[state],
+                "can_resume": state is RequestState.awaiting_clarification,
                 "can_mark_paid": state is RequestState.awaiting_fee
                 and bool((view.fee or {}).get("amount")),
                 "can_deny": RequestState.denied in MOVES[state],
@@ -222,6 +224,26 @@ def admin_app(site: Site) -> FastAPI:
         if RequestState.denied not in MOVES[state]:
             return refused(request, key, ref, f"This request is {state.value}: it can't be denied.")
         requests.deny(ref, rule, detail=detail)
+        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+
+    @app.post("/requests/{ref}/clarify")
+    async def clarify(request: Request, ref: str) -> Response:
+        key, values = await action(request)
+        state = RequestState(view_or_404(ref).state)
+        if RequestState.awaiting_clarification not in MOVES[state]:
+            return refused(request, key, ref, f"This request is {state.value}: too late to ask.")
+        try:
+            requests.ask_clarification(ref, values.get("question", ""))
+        except RequestError as exc:
+            return refused(request, key, ref, str(exc), 400)
+        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+
+    @app.post("/requests/{ref}/clarified")
+    async def clarified(request: Request, ref: str) -> Response:
+        key, _ = await action(request)
+        if RequestState(view_or_404(ref).state) is not RequestState.awaiting_clarification:
+            return refused(request, key, ref, "This request is not awaiting clarification.")
+        requests.clarified(ref)
         return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
 
     @app.post("/requests/{ref}/charge")

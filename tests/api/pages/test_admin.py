@@ -215,6 +215,24 @@ def test_a_fee_from_the_console(api: Api) -> None:
     assert unpaid.status_code == 409 and _state(api, ref) == "awaiting_approval"
 
 
+def test_clarification_from_the_console(api: Api) -> None:
+    ref = _request(api, 3)
+    login(api)
+    page = f"/admin/requests/{ref}"
+    assert "Ask for clarification" in api.client.get(page).text
+    empty = post(api, f"{page}/clarify", {"question": " "}, token=csrf(api, page))
+    assert empty.status_code == 400 and _state(api, ref) == "awaiting_approval"
+    early = post(api, f"{page}/clarified", {}, token=csrf(api, page))
+    assert early.status_code == 409
+    asked = post(api, f"{page}/clarify", {"question": "Which account?"}, token=csrf(api, page))
+    assert asked.status_code == 303 and _state(api, ref) == "awaiting_clarification"
+    assert "Which account?" in api.sender.last(template="awaiting_clarification").body
+    shown = api.client.get(page).text
+    assert "The person replied: go on" in shown and "Ask for clarification" not in shown
+    back = post(api, f"{page}/clarified", {}, token=csrf(api, page))
+    assert back.status_code == 303 and _state(api, ref) == "awaiting_approval"
+
+
 def test_consent_statistics(api: Api) -> None:
     for n in range(3):
         api.engine.consent.give(f"email:{customer_email(api, n)}", "newsletter", channel="email")
