@@ -104,6 +104,7 @@ class Metrics:
                     requests.c.controller_id == self.controller_id,
                     requests.c.state.notin_([s.value for s in CLOSED]),
                     requests.c.due_at < now,
+                    requests.c.paused_at.is_(None),  # a stopped clock runs late for no one
                 )
             )
             open_incidents = conn.scalar(

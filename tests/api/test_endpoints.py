@@ -708,6 +708,15 @@ def test_metrics(api: Api) -> None:
     assert 'lawful_requests{state="awaiting_verification"} 2' in text
     assert 'lawful_requests{state="completed"} 0' in text
     assert "lawful_requests_overdue 1" in text
+    # The same request with its clock stopped (awaiting a fee, a UK clarification) is not late.
+    with api.engine.store.engine.begin() as conn:
+        conn.execute(
+            sa.update(requests)
+            .where(requests.c.ref == ref)
+            .values(paused_at=datetime(2019, 12, 1, tzinfo=UTC))
+        )
+    paused = api.client.get("/metrics", headers=api.headers("read")).text
+    assert "lawful_requests_overdue 0" in paused
     assert "lawful_incidents_open 0" in text
     assert 'lawful_decision_duration_seconds_count{endpoint="single"} 1' in text
     assert 'lawful_decision_duration_seconds_count{endpoint="batch"} 1' in text
