@@ -97,6 +97,24 @@ def test_submit_verify_and_follow_a_request(api: Api) -> None:
     assert api.client.get(verify, follow_redirects=False).status_code == 303
 
 
+def test_a_request_awaiting_its_fee_shows_the_amount_and_a_moving_deadline(
+    sqlite_api: Api,
+) -> None:
+    email = customer_email(sqlite_api, 1)
+    ref = _submit(sqlite_api, email)
+    post(
+        sqlite_api, f"/privacy/requests/{ref}/verify", {"code": code_for(sqlite_api.sender, email)}
+    )
+    sqlite_api.engine.requests.charge_fee(ref, amount="EUR 25")
+    page = sqlite_api.client.get(f"/privacy/requests/{ref}").text
+    assert 'id="fee">EUR 25<' in page
+    assert "moved later by the days the deadline stands still" in page
+    sqlite_api.engine.requests.fee_paid(ref, by="Ana")
+    page = sqlite_api.client.get(f"/privacy/requests/{ref}").text
+    assert 'id="fee">EUR 25, paid<' in page and "stands still" not in page
+    assert "Ana" not in page  # who of the team saw it paid is not the person's to read
+
+
 def test_known_and_unknown_identities_read_alike(sqlite_api: Api) -> None:
     """Nothing on the pages tells whether lawful knows an address."""
     known = _submit(sqlite_api, customer_email(sqlite_api, 1), kind="access")
