@@ -30,7 +30,7 @@ from lawful.policy.jurisdictions import UnknownJurisdictionError
 from lawful.requests.deadlines import DeadlineError
 from lawful.requests.package import LinkRejected, PackageUnavailable
 from lawful.requests.refusals import RefusalError
-from lawful.requests.service import RequestError, UnknownRequest
+from lawful.requests.service import RequestError, RequestStateError, UnknownRequest
 from lawful.requests.verify import OnBehalfError
 from lawful.store import StoreError
 from lawful.subjects import IdentityConflict, IdentityError, KeyringError, SubjectError
@@ -61,6 +61,7 @@ class ApiError(Exception):
 # most specific class wins (UnknownRequest before RequestError).
 LAWFUL_ERRORS: dict[type[Exception], tuple[int, str, str | None]] = {
     UnknownRequest: (404, "request.not_found", "ref"),
+    RequestStateError: (409, "request.state", None),
     RequestError: (400, "request.invalid", None),
     RefusalError: (400, "request.unknown_ground", "rule"),
     DeadlineError: (400, "request.deadline", None),

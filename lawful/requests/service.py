@@ -42,7 +42,13 @@ from lawful.policy.vocabulary import RequestKind
 from lawful.requests import art15, messages, package, refusals, verify
 from lawful.requests import deadlines as dl
 from lawful.requests import jobs as job_queue
-from lawful.requests.states import CLOSED, STATUS_TEXT, RequestState, check_move
+from lawful.requests.states import (
+    CLOSED,
+    FEE_ASKABLE,
+    STATUS_TEXT,
+    RequestState,
+    check_move,
+)
 from lawful.requests.tables import request_steps, requests
 from lawful.store import PolicyVersion, Store
 from lawful.subjects import Identity, IdentityError, IdentityKind, Keyring
@@ -64,6 +70,11 @@ RECEIPT_KEY = "request-receipts"
 
 class RequestError(ValueError):
     """A request that cannot be taken or moved as asked; the message says why and what to do."""
+
+
+class RequestStateError(RequestError):
+    """The request is not in a state that allows this move (approve twice, charge a fee of
+    one already running, ...); the HTTP API answers 409."""
 
 
 class UnknownRequest(RequestError, KeyError):
@@ -391,7 +402,7 @@ class Requests:
             row = self._row(conn, ref, lock=True)
             state = S(row.state)
             if state is not S.awaiting_verification:
-                raise RequestError(
+                raise RequestStateError(
                     f"request {ref} is {state.value}, not awaiting verification: nothing to verify"
                 )
             check = verify.check_code(conn, self.keyring, row.id, code, now)
@@ -447,7 +458,7 @@ class Requests:
         def confirm(conn: Connection, row: Any) -> list[NewEvent]:
             state = S(row.state)
             if state is not S.awaiting_verification:
-                raise RequestError(
+                raise RequestStateError(
                     f"request {ref} is {state.value}, not awaiting verification: nothing to verify"
                 )
             return self._verified(conn, row, now, by=method, why=f"{method} by {by}")
@@ -499,7 +510,9 @@ class Requests:
 
         def extend(conn: Connection, row: Any) -> list[NewEvent]:
             if S(row.state).closed:
-                raise RequestError(f"request {ref} is {row.state}: it can no longer be extended")
+                raise RequestStateError(
+                    f"request {ref} is {row.state}: it can no longer be extended"
+                )
             now = self.clock()
             current = self._deadline(row)
             try:
@@ -578,7 +591,7 @@ class Requests:
 
         def resume(conn: Connection, row: Any) -> list[NewEvent]:
             if S(row.state) is not S.awaiting_clarification:
-                raise RequestError(f"request {ref} is {row.state}, not awaiting clarification")
+                raise RequestStateError(f"request {ref} is {row.state}, not awaiting clarification")
             back = S((row.outcome or {}).get("resume_to", S.verified.value))
             _, event = self._resume(conn, row, back, self.clock(), {"outcome": None})
             return [event]
@@ -612,7 +625,7 @@ class Requests:
         is. On a request already awaiting its fee (over the repeat limit: the person was
         told the kind of fee) this sets the amount and tells them again."""
         try:
-            refusals.policy_fee(self.policy)
+            charged = refusals.policy_fee(self.policy)
             amount = refusals.fee_amount(amount)
             if ground is not None:
                 refusals.fee_ground(ground)
@@ -621,31 +634,30 @@ class Requests:
 
         def charge(conn: Connection, row: Any) -> list[NewEvent]:
             now, state = self.clock(), S(row.state)
-            if state not in (S.awaiting_verification, S.awaiting_approval, S.awaiting_fee):
-                raise RequestError(
+            if state not in FEE_ASKABLE:
+                raise RequestStateError(
                     f"request {ref} is {state.value}: a fee can be asked only before it runs "
                     "(awaiting verification, approval or its fee)"
                 )
             earlier = row.fee or {}
             why = ground or earlier.get("ground") or "excessive"
+            unverified = state is S.awaiting_verification  # asked once the person is known
             fee = {
-                "fee": refusals.policy_fee(self.policy).value,
+                "fee": charged.value,
                 "ground": why,
                 "amount": amount,
-                "asked_at": now.isoformat() if state is not S.awaiting_verification else None,
+                "asked_at": None if unverified else now.isoformat(),
             }
-            data = {"ref": ref, "ground": why, "amount": amount, "fee": fee["fee"]}
+            data = {"ref": ref, "ground": why, "amount": amount, "fee": charged.value}
             events = [NewEvent("request.fee_asked", subject=row.identity_hash, data=data)]
-            if state is S.awaiting_verification:  # asked once the person is known
-                self._move(conn, row.id, state, state, now, values={"fee": fee})
-                return events
-            if state is S.awaiting_fee:
-                self._move(conn, row.id, state, state, now, values={"fee": fee})
-            else:
-                values = {"fee": fee, "paused_at": now}
-                self._move(conn, row.id, state, S.awaiting_fee, now, values=values)
-                events.append(self._event(ref, row.identity_hash, state, S.awaiting_fee, why))
-            self._tell_fee(conn, row.id, ref, row.kind, self._contact(row), fee)
+            to = S.awaiting_fee if state is S.awaiting_approval else state
+            values: dict[str, Any] = {"fee": fee}
+            if to is not state:
+                values["paused_at"] = now
+                events.append(self._event(ref, row.identity_hash, state, to, why))
+            self._move(conn, row.id, state, to, now, values=values)
+            if not unverified:
+                self._tell_fee(conn, row.id, ref, row.kind, self._contact(row), fee)
             return events
 
         return self._by_hand(ref, charge)
@@ -659,9 +671,9 @@ class Requests:
         def paid(conn: Connection, row: Any) -> list[NewEvent]:
             now, state = self.clock(), S(row.state)
             if state is not S.awaiting_fee:
-                raise RequestError(f"request {ref} is {state.value}, not awaiting a fee")
+                raise RequestStateError(f"request {ref} is {state.value}, not awaiting a fee")
             if not (row.fee or {}).get("amount"):
-                raise RequestError(
+                raise RequestStateError(
                     f"no amount was asked for request {ref} yet: ask it first "
                     f"(lawful request charge {ref} --amount 'EUR 25')"
                 )
@@ -683,7 +695,7 @@ class Requests:
 
     def _unpaid(self, ref: str, state: RequestState, fee: Mapping | None) -> refusals.Refusal:
         if state is not S.awaiting_fee or not fee:
-            raise RequestError(
+            raise RequestStateError(
                 f"request {ref} is {state.value}: only a request awaiting its fee can be "
                 f"closed as {refusals.FEE_UNPAID}"
             )
@@ -849,7 +861,7 @@ class Requests:
             for old, to in itertools.pairwise(path):
                 check_move(old, to)
         except ValueError as exc:
-            raise RequestError(str(exc)) from None
+            raise RequestStateError(str(exc)) from None
         values = {**(values or {}), "state": new.value, "updated_at": now}
         if S.verified in path[1:]:
             values["verified_at"] = now
@@ -860,7 +872,7 @@ class Requests:
         params.update(p_id=request_id, p_current=current.value, p_since=unchanged_since)
         done = conn.execute(query, params).rowcount
         if done != 1 and must:  # another transaction moved it first
-            raise RequestError("the request changed meanwhile; look at it again and retry")
+            raise RequestStateError("the request changed meanwhile; look at it again and retry")
         return done == 1
 
     def _close(

@@ -67,6 +67,9 @@ MOVES: dict[RequestState, frozenset[RequestState]] = {
     S.withdrawn: frozenset(),
 }
 
+# Where the privacy team can still ask a fee of an excessive request: before it runs.
+FEE_ASKABLE = frozenset({S.awaiting_verification, S.awaiting_approval, S.awaiting_fee})
+
 # What the person sees, in plain words.
 STATUS_TEXT: dict[RequestState, str] = {
     S.received: "We have received your request.",

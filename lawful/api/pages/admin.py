@@ -6,6 +6,7 @@ Log in by posting a key; the console then keeps a signed session cookie naming t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,16 +21,17 @@ from lawful.api.pages.web import PageError, Site, first, install_errors, read_fo
 from lawful.audit import AuditLog
 from lawful.consent.tables import consent_state
 from lawful.requests import refusals
-from lawful.requests.service import RequestError, RequestView, UnknownRequest
-from lawful.requests.states import MOVES, RequestState
+from lawful.requests.service import (
+    RequestError,
+    RequestStateError,
+    RequestView,
+    UnknownRequest,
+)
+from lawful.requests.states import FEE_ASKABLE, MOVES, RequestState
 from lawful.requests.tables import requests as requests_table
 
 PREFIX = "/admin"
 CONSOLE_SCOPES = frozenset({Scope.admin, Scope.operator})
-# Where the privacy team can still ask the fee for an excessive request: before it runs.
-CHARGEABLE = frozenset(
-    {RequestState.awaiting_verification, RequestState.awaiting_approval, RequestState.awaiting_fee}
-)
 
 
 class _LoginNeeded(Exception):
@@ -175,7 +177,7 @@ def admin_app(site: Site) -> FastAPI:
                     *(str(g) for g in policy.requests.exceptions),
                 ],
                 "can_approve": state is RequestState.awaiting_approval,
-                "can_charge": state in CHARGEABLE and charges,
+                "can_charge": state in FEE_ASKABLE and charges,
                 "can_clarify": RequestState.awaiting_clarification in MOVES[state],
                 "can_resume": state is RequestState.awaiting_clarification,
                 "can_mark_paid": state is RequestState.awaiting_fee
@@ -200,6 +202,18 @@ def admin_app(site: Site) -> FastAPI:
     def refused(request: Request, key: ApiKey, ref: str, text: str, status: int = 409) -> Response:
         return detail_page(request, key, ref, text, status)
 
+    def act(request: Request, key: ApiKey, ref: str, move: Callable[[], object]) -> Response:
+        """Make a move on the request and show it again; what the service refuses is shown
+        on its page: 409 when the request's state does not allow it, 400 for bad input."""
+        view_or_404(ref)
+        try:
+            move()
+        except RequestStateError as exc:
+            return refused(request, key, ref, str(exc))
+        except RequestError as exc:
+            return refused(request, key, ref, str(exc), 400)
+        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+
     @app.post("/requests/{ref}/approve")
     async def approve(request: Request, ref: str) -> Response:
         key, _ = await action(request)
@@ -219,54 +233,32 @@ def admin_app(site: Site) -> FastAPI:
         except refusals.RefusalError as exc:
             return refused(request, key, ref, str(exc), 400)
         state = RequestState(view_or_404(ref).state)
-        if rule == refusals.FEE_UNPAID and state is not RequestState.awaiting_fee:
-            return refused(request, key, ref, "This request is not awaiting a fee.")
         if RequestState.denied not in MOVES[state]:
             return refused(request, key, ref, f"This request is {state.value}: it can't be denied.")
-        requests.deny(ref, rule, detail=detail)
-        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+        return act(request, key, ref, lambda: requests.deny(ref, rule, detail=detail))
 
     @app.post("/requests/{ref}/clarify")
     async def clarify(request: Request, ref: str) -> Response:
         key, values = await action(request)
-        state = RequestState(view_or_404(ref).state)
-        if RequestState.awaiting_clarification not in MOVES[state]:
-            return refused(request, key, ref, f"This request is {state.value}: too late to ask.")
-        try:
-            requests.ask_clarification(ref, values.get("question", ""))
-        except RequestError as exc:
-            return refused(request, key, ref, str(exc), 400)
-        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+        question = values.get("question", "")
+        return act(request, key, ref, lambda: requests.ask_clarification(ref, question))
 
     @app.post("/requests/{ref}/clarified")
     async def clarified(request: Request, ref: str) -> Response:
         key, _ = await action(request)
-        if RequestState(view_or_404(ref).state) is not RequestState.awaiting_clarification:
-            return refused(request, key, ref, "This request is not awaiting clarification.")
-        requests.clarified(ref)
-        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+        return act(request, key, ref, lambda: requests.clarified(ref))
 
     @app.post("/requests/{ref}/charge")
     async def charge(request: Request, ref: str) -> Response:
         key, values = await action(request)
-        if RequestState(view_or_404(ref).state) not in CHARGEABLE:
-            return refused(request, key, ref, "This request runs or is closed: too late for a fee.")
-        try:
-            requests.charge_fee(ref, amount=values.get("amount", ""))
-        except RequestError as exc:
-            return refused(request, key, ref, str(exc), 400)
-        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+        amount = values.get("amount", "")
+        return act(request, key, ref, lambda: requests.charge_fee(ref, amount=amount))
 
     @app.post("/requests/{ref}/fee-paid")
     async def fee_paid(request: Request, ref: str) -> Response:
         key, _ = await action(request)
-        if RequestState(view_or_404(ref).state) is not RequestState.awaiting_fee:
-            return refused(request, key, ref, "This request is not awaiting a fee.")
-        try:
-            requests.fee_paid(ref, by=f"admin console: {key.name or key.prefix}")
-        except RequestError as exc:
-            return refused(request, key, ref, str(exc))
-        return RedirectResponse(f"{PREFIX}/requests/{ref}", status_code=303)
+        by = f"admin console: {key.name or key.prefix}"
+        return act(request, key, ref, lambda: requests.fee_paid(ref, by=by))
 
     @app.post("/requests/{ref}/extend")
     async def extend(request: Request, ref: str) -> Response:
